@@ -1,0 +1,227 @@
+/** Terminal rendering: tables, numbers, and the reports of train / evaluate / detect. */
+import Table from 'cli-table3';
+import type { Contribution } from '../core/records.js';
+import type { Model } from '../model/bundle.js';
+import type { DetectedFlow, DetectSummary } from '../pipeline/detect-files.js';
+import type { EvaluationReport } from '../train/evaluate.js';
+
+export function fmt(x: number, digits = 4): string {
+  if (x === undefined || Number.isNaN(x)) return '–';
+  if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
+  return x.toFixed(digits);
+}
+
+export function int(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+/** Compact number for explanations: 3 significant digits, SI-ish exponent for big values. */
+export function compact(v: number | string): string {
+  if (typeof v === 'string') return v;
+  if (Number.isNaN(v)) return 'NaN';
+  if (!Number.isFinite(v)) return v > 0 ? 'Infinity' : '-Infinity';
+  const a = Math.abs(v);
+  if (a !== 0 && (a >= 1e6 || a < 1e-3)) return v.toExponential(2);
+  return Number(v.toPrecision(4)).toString();
+}
+
+export function table(head: string[], rows: (string | number)[][], align?: ('left' | 'right')[]): string {
+  const t = new Table({
+    head,
+    style: { head: [], border: [], compact: true },
+    colAligns: align ?? head.map((_, i) => (i === 0 ? 'left' : 'right')),
+    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
+  });
+  for (const r of rows) t.push(r.map(String));
+  return t.toString();
+}
+
+export function renderTrain(model: Model, out: string | undefined): string {
+  const m = model.manifest;
+  const f = m.features;
+  const lines: string[] = [];
+  lines.push(`Model ${m.id}${out ? ` saved to ${out}` : ''}`);
+  lines.push(
+    `  detector   ${m.detector.kind} ${Object.entries(m.detector.params)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+  );
+  lines.push(
+    `  features   ${f.inputs.length} input columns → ${f.outputs.length} dimensions (transform ${f.options.transform}, scaling ${f.options.scaling}, encoding ${f.options.encoding})`,
+  );
+  if (f.dropped.length)
+    lines.push(
+      `  dropped    ${f.dropped.map((d) => `${d.name} (${d.reason.replace(/ in training data.*/, '')})`).join(', ')}`,
+    );
+  const t = m.training;
+  lines.push(
+    `  training   ${int(t.fitRows)} benign rows fitted, ${int(t.calibrationRows)} held out for calibration (split ${t.split.kind === 'ratio' ? `${t.split.ratio} seed ${t.split.seed}` : 'none'})`,
+  );
+  lines.push(`  threshold  ${m.threshold.method} = ${fmt(m.threshold.value)}`);
+  lines.push(`  time       ${t.seconds.toFixed(2)} s`);
+  return lines.join('\n');
+}
+
+export function renderEvaluation(r: EvaluationReport): string {
+  const o = r.overall;
+  const fprKeys = Object.keys(o.detectionAtFpr);
+  const lines: string[] = [];
+  lines.push(
+    `Model ${r.model.id} (${r.model.detector}, threshold ${r.model.thresholdMethod} = ${fmt(r.model.threshold)})`,
+  );
+  lines.push(
+    `Evaluated ${int(r.data.rows)} rows (${int(r.data.benign)} benign, ${int(r.data.attack)} attack) from ${r.data.files.length} file(s)` +
+      (r.data.skippedTrainingRows
+        ? `; ${int(r.data.skippedTrainingRows)} rows the model trained on left out`
+        : ''),
+  );
+  lines.push('');
+  lines.push(
+    table(
+      ['overall', 'AUROC', 'PR-AUC', ...fprKeys.map((k) => `DR@${k}FPR`)],
+      [
+        [
+          'all attacks',
+          fmt(o.auroc),
+          fmt(o.prAuc),
+          ...fprKeys.map((k) => fmt(o.detectionAtFpr[k].detectionRate, 3)),
+        ],
+      ],
+    ),
+  );
+  const a = o.atThreshold;
+  lines.push(
+    `At the calibrated threshold ${fmt(a.threshold)}: precision ${fmt(a.precision, 3)}  recall ${fmt(a.recall, 3)}  F1 ${fmt(a.f1, 3)}  FPR ${fmt(a.fpr, 4)}  (TP ${int(a.tp)}  FP ${int(a.fp)}  TN ${int(a.tn)}  FN ${int(a.fn)})`,
+  );
+  lines.push('');
+  const rows = r.perClass.map((c, i) => [
+    c.label,
+    int(c.rows),
+    fmt(c.auroc),
+    ...fprKeys.map((k) => fmt(c.detectionAtFpr[k], 3)),
+    fmt(c.flaggedAtThreshold, 3),
+    int(r.confusion.counts[i][0]),
+    int(r.confusion.counts[i][1]),
+  ]);
+  lines.push(
+    table(
+      ['class', 'rows', 'AUROC', ...fprKeys.map((k) => `DR@${k}`), 'flagged', '→ normal', '→ anomaly'],
+      rows,
+    ),
+  );
+  lines.push('AUROC per class is class vs BENIGN. "flagged" is the share above the calibrated threshold');
+  lines.push('(for BENIGN: the false-positive rate); → normal / → anomaly form the confusion matrix.');
+  return lines.join('\n');
+}
+
+export function why(cs: Contribution[] | undefined, k = 3): string {
+  if (!cs || cs.length === 0) return '';
+  return cs
+    .slice(0, k)
+    .map((c) => `${c.feature}=${compact(c.value)} (typ ${compact(c.typical)}, ${Math.round(c.share * 100)}%)`)
+    .join('; ');
+}
+
+function endpoint(ip: string | undefined, port: number | undefined): string {
+  if (!ip && port === undefined) return '';
+  return `${ip ?? '?'}${port !== undefined && !Number.isNaN(port) ? `:${port}` : ''}`;
+}
+
+export function renderDetectTable(top: DetectedFlow[], s: DetectSummary, shown: number): string {
+  const lines: string[] = [];
+  const rows = top.map((d) => {
+    const f = d.flow;
+    const flow =
+      f.srcIp || f.dstIp ? `${endpoint(f.srcIp, f.srcPort)} → ${endpoint(f.dstIp, f.dstPort)}` : '';
+    return [
+      `${f.origin?.file.split('/').pop()}:${f.origin?.line}`,
+      flow,
+      f.protocol ?? '',
+      fmt(d.verdict.score),
+      f.label ?? '',
+      why(d.verdict.contributions),
+    ];
+  });
+  if (rows.length) {
+    lines.push(
+      table(
+        ['row', 'flow', 'proto', 'score', 'label', 'why (top features: observed, typical, share)'],
+        rows,
+        ['left', 'left', 'right', 'right', 'left', 'left'],
+      ),
+    );
+    if (s.anomalies > shown)
+      lines.push(
+        `(${int(shown)} highest-scoring of ${int(s.anomalies)} anomalies shown; --top N for more, --format json|csv for all)`,
+      );
+  }
+  lines.push(
+    `${int(s.rows)} flows scored in ${s.seconds.toFixed(2)} s: ${int(s.anomalies)} anomalous (${fmt((100 * s.anomalies) / Math.max(1, s.rows), 2)}%)`,
+  );
+  const labels = Object.entries(s.byLabel);
+  if (labels.length) {
+    lines.push('');
+    lines.push(
+      table(
+        ['true label', 'rows', 'flagged', 'share'],
+        labels.map(([l, c]) => [l, int(c.rows), int(c.anomalies), fmt(c.anomalies / c.rows, 3)]),
+      ),
+    );
+  }
+  return lines.join('\n');
+}
+
+const CSV_COLUMNS = [
+  'file',
+  'line',
+  'flow_id',
+  'src_ip',
+  'src_port',
+  'dst_ip',
+  'dst_port',
+  'protocol',
+  'timestamp',
+  'label',
+  'score',
+  'threshold',
+  'is_anomaly',
+  'top_features',
+];
+
+export function csvHeader(): string {
+  return CSV_COLUMNS.join(',');
+}
+
+function csvCell(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+export function csvRow(d: DetectedFlow): string {
+  const f = d.flow;
+  const v = d.verdict;
+  return [
+    f.origin?.file,
+    f.origin?.line,
+    f.flowId,
+    f.srcIp,
+    f.srcPort,
+    f.dstIp,
+    f.dstPort,
+    f.protocol,
+    f.timestamp,
+    f.label,
+    v.score.toPrecision(6),
+    v.threshold.toPrecision(6),
+    v.isAnomaly ? 1 : 0,
+    why(v.contributions, 5),
+  ]
+    .map(csvCell)
+    .join(',');
+}
+
+export function jsonRow(d: DetectedFlow): string {
+  const { features: _omit, ...flow } = d.flow;
+  return JSON.stringify({ ...flow, ...d.verdict });
+}

@@ -1,0 +1,397 @@
+/**
+ * The `nadir` command. Results go to stdout; progress, warnings and errors to stderr, so output
+ * can be piped. Exit codes: 0 success, 1 nothing usable / failed job, 2 usage error, 70 internal.
+ */
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { Diagnostics, formatProblem, UserError } from '../core/diagnostics.js';
+import { NADIR_VERSION } from '../core/version.js';
+import { parseThresholdMethod } from '../detect/calibration.js';
+import { detectorKinds } from '../detect/detector.js';
+import type { FeatureOptions } from '../features/pipeline.js';
+import type { FileSummary, IngestOptions } from '../ingest/table.js';
+import { Model } from '../model/bundle.js';
+import { type DetectedFlow, detectFiles } from '../pipeline/detect-files.js';
+import { evaluate } from '../train/evaluate.js';
+import { parseSplit } from '../train/split.js';
+import { train } from '../train/train.js';
+import {
+  csvHeader,
+  csvRow,
+  int,
+  jsonRow,
+  renderDetectTable,
+  renderEvaluation,
+  renderTrain,
+  table,
+} from './format.js';
+import { Progress } from './progress.js';
+
+/** Splits repeated and comma-separated values: `--drop a,b --drop c` → [a, b, c]. */
+function list(value: string, previous: string[] = []): string[] {
+  return previous.concat(
+    value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+}
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return n;
+  };
+}
+
+function fraction(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be in [0, 1)`);
+    return n;
+  };
+}
+
+interface CommonOpts {
+  quiet?: boolean;
+  label?: string;
+  benign?: string[];
+  drop?: string[];
+  keep?: string[];
+  categorical?: string[];
+  header?: 'auto' | 'none';
+}
+
+function ingestOptions(o: CommonOpts): IngestOptions {
+  const out: IngestOptions = {};
+  if (o.label) out.label = o.label;
+  if (o.benign?.length) out.benign = o.benign;
+  if (o.drop?.length) out.drop = o.drop;
+  if (o.keep?.length) out.keep = o.keep;
+  if (o.categorical?.length) out.categorical = o.categorical;
+  if (o.header && o.header !== 'auto') out.header = o.header;
+  return out;
+}
+
+function addIngestOptions(cmd: Command): Command {
+  return cmd
+    .option('--label <column>', 'label column (default: Label, label, class or attack_cat, whichever exists)')
+    .option(
+      '--benign <values>',
+      'label value(s) meaning normal traffic, comma-separated (default: BENIGN, normal, 0)',
+      list,
+    )
+    .option('--drop <columns>', 'columns never used as features, comma-separated', list)
+    .option(
+      '--keep <columns>',
+      'identifier columns (Flow ID, IPs, ports, Timestamp) to use as features',
+      list,
+    )
+    .option('--categorical <columns>', 'columns to treat as categories, comma-separated', list)
+    .addOption(
+      new Option('--header <mode>', 'whether the first row names the columns')
+        .choices(['auto', 'none'])
+        .default('auto'),
+    );
+}
+
+/** Diagnostics printing located warnings and errors to stderr (infos are only counted). */
+function cliDiagnostics(progress: Progress, quiet: boolean): Diagnostics {
+  return new Diagnostics((p) => {
+    if (p.severity === 'info' || (quiet && p.severity === 'warning')) return;
+    progress.stop();
+    process.stderr.write(`${formatProblem(p)}\n`);
+  }, 10);
+}
+
+function printIngestSummary(diag: Diagnostics, files: FileSummary[], quiet: boolean): void {
+  const problems = diag.count('error') + diag.count('warning');
+  for (const line of diag.suppressedSummary())
+    if (!line.includes("'empty-row'")) process.stderr.write(`  (${line})\n`);
+  if (quiet || (problems === 0 && files.every((f) => f.empty === 0))) return;
+  process.stderr.write(
+    `${table(
+      ['file', 'records', 'used', 'rejected', 'empty', 'label'],
+      files.map((f) => [
+        f.file.split('/').pop() ?? f.file,
+        int(f.records),
+        int(f.used),
+        int(f.rejected),
+        int(f.empty),
+        f.skipped ? `skipped: ${f.skipped.slice(0, 40)}` : (f.labelColumn ?? '(none)'),
+      ]),
+    )}\n`,
+  );
+}
+
+function requireUsable(files: { used: number }[]): void {
+  if (files.reduce((s, f) => s + f.used, 0) === 0)
+    throw new UserError(
+      'no usable rows in the input (see the messages above)',
+      'check the files and options',
+    );
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('nadir')
+    .description(
+      'NADIR: Network Anomaly Detection In Real time. Learns normal traffic, flags what is not, and says why.',
+    )
+    .version(NADIR_VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ sortSubcommands: false });
+
+  const trainCmd = program
+    .command('train')
+    .description(
+      'train an anomaly detector on flow data (CIC-IDS CSVs or any tabular flow export) and save a model bundle',
+    )
+    .requiredOption('-d, --data <paths...>', 'CSV files or directories of CSVs (.csv, .tsv, .csv.gz)')
+    .addOption(
+      new Option('--detector <kind>', 'detector to train').choices(detectorKinds()).default('iforest'),
+    )
+    .option('-o, --out <dir>', 'directory to write the model bundle to', 'models/latest')
+    .option(
+      '--split <ratio|none>',
+      'share of rows in the training part; the rest is left for `nadir evaluate`',
+      '0.8',
+    )
+    .option(
+      '--seed <n>',
+      'seed for the split, sub-sampling and the detector',
+      (v) => Number.parseInt(v, 10),
+      42,
+    )
+    .option('--threshold <method>', 'threshold calibration: p99, p99.5, fpr:0.01, mad or mad:K', 'p99')
+    .option(
+      '--calibration-fraction <f>',
+      'share of training rows held out to calibrate the threshold',
+      fraction('--calibration-fraction'),
+      0.2,
+    )
+    .option(
+      '--max-rows <n>',
+      'cap on training rows kept in memory (seeded reservoir sample)',
+      positiveInt('--max-rows'),
+      200_000,
+    )
+    .option('--trees <n>', 'iforest: number of trees', positiveInt('--trees'), 100)
+    .option('--sample-size <n>', 'iforest: rows per tree (ψ)', positiveInt('--sample-size'), 256)
+    .addOption(
+      new Option('--transform <mode>', 'heavy-tail transform of numeric columns')
+        .choices(['auto', 'log', 'none'])
+        .default('auto'),
+    )
+    .addOption(
+      new Option('--scaling <mode>', 'numeric scaling')
+        .choices(['robust', 'standard', 'none'])
+        .default('robust'),
+    )
+    .addOption(
+      new Option('--encoding <mode>', 'categorical encoding').choices(['onehot', 'index']).default('onehot'),
+    )
+    .option('--json', 'print the model manifest as JSON instead of a summary')
+    .option('-q, --quiet', 'no progress bar or warnings');
+  addIngestOptions(trainCmd);
+  trainCmd.addHelpText(
+    'after',
+    `
+Unsupervised detectors are fitted on BENIGN rows of the training part only. Identifier columns
+(Flow ID, IPs, ports, Timestamp) are dropped unless --keep names them.
+
+Examples:
+  nadir train --data ../shared/datasets/cicids2017_improved_sampled --out models/cic
+  nadir train --data monday.csv --split none --threshold fpr:0.001 --out models/monday
+  nadir train --data UNSW_NB15_training-set.csv --label attack_cat --benign Normal \\
+              --drop id,label --categorical proto,service,state --out models/unsw`,
+  );
+  trainCmd.action(async (o) => {
+    const progress = Progress.forCli(o.quiet);
+    const diag = cliDiagnostics(progress, o.quiet);
+    parseThresholdMethod(o.threshold);
+    let split: ReturnType<typeof parseSplit>;
+    try {
+      split = parseSplit(o.split, o.seed);
+    } catch (e) {
+      throw new UserError((e as Error).message, undefined, 2);
+    }
+    const features: Partial<FeatureOptions> = {
+      transform: o.transform,
+      scaling: o.scaling,
+      encoding: o.encoding,
+    };
+    const { model, reader } = await train({
+      data: o.data,
+      detector: o.detector,
+      detectorParams: { trees: o.trees, sampleSize: o.sampleSize },
+      split,
+      threshold: o.threshold,
+      calibrationFraction: o.calibrationFraction,
+      maxRows: o.maxRows,
+      seed: o.seed,
+      ingest: ingestOptions(o),
+      features,
+      out: o.out,
+      diag,
+      onProgress: (b, t) => progress.update(b, t),
+      onPhase: (p) => progress.setPhase(p),
+    }).finally(() => progress.stop());
+    printIngestSummary(diag, reader.files, o.quiet);
+    process.stdout.write(
+      o.json ? `${JSON.stringify(model.manifest, null, 2)}\n` : `${renderTrain(model, o.out)}\n`,
+    );
+  });
+
+  const evalCmd = program
+    .command('evaluate')
+    .description(
+      'score labelled data with a model and report AUROC, PR-AUC, detection rate at fixed FPR, per-class figures',
+    )
+    .requiredOption('-m, --model <dir>', 'model bundle directory')
+    .requiredOption('-d, --data <paths...>', 'labelled CSV files or directories')
+    .option('--fpr <rates>', 'false-positive budgets for detection rates, comma-separated', list)
+    .option('--include-training-rows', 'also score rows the model may have been trained on')
+    .option('--json', 'print the report as JSON')
+    .option('-q, --quiet', 'no progress bar or warnings');
+  addIngestOptions(evalCmd);
+  evalCmd.addHelpText(
+    'after',
+    `
+Rows the model was trained or calibrated on are left out automatically when a training file is
+given again (recognised by content), so train and evaluate can take the same --data.
+
+Examples:
+  nadir evaluate --model models/cic --data ../shared/datasets/cicids2017_improved_sampled
+  nadir evaluate --model models/cic --data tuesday.csv --json > report.json`,
+  );
+  evalCmd.action(async (o) => {
+    const progress = Progress.forCli(o.quiet);
+    const diag = cliDiagnostics(progress, o.quiet);
+    const model = Model.load(o.model);
+    const fprs = o.fpr?.map((s: string) => {
+      const v = Number(s.endsWith('%') ? Number(s.slice(0, -1)) / 100 : s);
+      if (!(v > 0 && v < 1))
+        throw new UserError(`--fpr ${s}: use a rate between 0 and 1, e.g. 0.01 or 1%`, undefined, 2);
+      return v;
+    });
+    const { report, files } = await evaluate(model, {
+      data: o.data,
+      ingest: ingestOptions(o),
+      includeTrainingRows: o.includeTrainingRows,
+      fprs,
+      diag,
+      onProgress: (b, t) => progress.update(b, t),
+    }).finally(() => progress.stop());
+    printIngestSummary(diag, files, o.quiet);
+    process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderEvaluation(report)}\n`);
+  });
+
+  const detectCmd = program
+    .command('detect')
+    .description(
+      'score flow data with a model and list the anomalies, with the features that made them stand out',
+    )
+    .requiredOption('-m, --model <dir>', 'model bundle directory')
+    .requiredOption('-d, --data <paths...>', 'CSV files or directories')
+    .addOption(
+      new Option('-f, --format <format>', 'output format').choices(['table', 'json', 'csv']).default('table'),
+    )
+    .option('--all', 'output every flow, not only anomalies (json, csv)')
+    .option('--top <n>', 'table: how many of the highest-scoring anomalies to show', positiveInt('--top'), 20)
+    .option('--features <n>', 'contributing features to report per anomaly', positiveInt('--features'), 5)
+    .option('-o, --output <file>', 'write results to a file instead of stdout')
+    .option('-q, --quiet', 'no progress bar or warnings');
+  addIngestOptions(detectCmd);
+  detectCmd.addHelpText(
+    'after',
+    `
+json writes one JSON object per line (NDJSON): the flow's identity, score, threshold,
+is_anomaly and the contributing features with observed and typical values.
+
+Examples:
+  nadir detect --model models/cic --data capture_flows.csv
+  nadir detect --model models/cic --data day.csv --format csv --output anomalies.csv
+  nadir detect --model models/cic --data day.csv --format json --all | jq .score`,
+  );
+  detectCmd.action(async (o) => {
+    const progress = Progress.forCli(o.quiet);
+    const diag = cliDiagnostics(progress, o.quiet);
+    const model = Model.load(o.model);
+    const out: WriteStream | NodeJS.WriteStream = o.output ? createWriteStream(o.output) : process.stdout;
+    const top: DetectedFlow[] = [];
+    const keepTop = (d: DetectedFlow) => {
+      top.push(d);
+      if (top.length > o.top * 4) {
+        top.sort((a, b) => b.verdict.score - a.verdict.score);
+        top.length = o.top;
+      }
+    };
+    let pending = '';
+    const write = (line: string) => {
+      pending += `${line}\n`;
+      if (pending.length > 1 << 16) {
+        out.write(pending);
+        pending = '';
+      }
+    };
+    if (o.format === 'csv') write(csvHeader());
+    const summary = await detectFiles(model, {
+      data: o.data,
+      ingest: ingestOptions(o),
+      all: o.format !== 'table' && o.all,
+      topFeatures: o.features,
+      diag,
+      onProgress: (b, t) => progress.update(b, t),
+      onFlow: (d) => {
+        if (o.format === 'table') keepTop(d);
+        else write(o.format === 'csv' ? csvRow(d) : jsonRow(d));
+      },
+    }).finally(() => progress.stop());
+    printIngestSummary(diag, summary.files, o.quiet);
+    requireUsable(summary.files);
+    if (o.format === 'table') {
+      top.sort((a, b) => b.verdict.score - a.verdict.score);
+      const shown = Math.min(o.top, top.length);
+      write(renderDetectTable(top.slice(0, shown), summary, shown));
+    } else if (!o.quiet) {
+      process.stderr.write(
+        `${int(summary.rows)} flows scored: ${int(summary.anomalies)} anomalous${o.output ? `, written to ${o.output}` : ''}\n`,
+      );
+    }
+    out.write(pending);
+    if (o.output)
+      await new Promise<void>((res, rej) =>
+        (out as WriteStream).end((e?: Error | null) => (e ? rej(e) : res())),
+      );
+  });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number };
+    if (err.code?.startsWith('commander.')) {
+      // commander has printed its message already.
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version'
+        ? 0
+        : (err.exitCode ?? 2);
+    }
+    if (e instanceof UserError) {
+      process.stderr.write(`nadir: ${e.message}\n`);
+      if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
+      return e.exitCode;
+    }
+    process.stderr.write(`nadir: internal error: ${(e as Error).stack ?? e}\n`);
+    process.stderr.write('This is a bug in NADIR; please report it with the command you ran.\n');
+    return 70;
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * The detector contract (DESIGN.md §5), in the spirit of PyOD: `fit` on normal data, `score`
+ * a batch (higher = more anomalous), `explain` one row. Calibration of the threshold and the
+ * feature pipeline live outside the detector (detect/calibration.ts, features/pipeline.ts), so
+ * every detector gets them the same way; the model bundle (model/bundle.ts) ties them together.
+ */
+
+/** Row-major matrix of float32 features. */
+export interface Matrix {
+  data: Float32Array;
+  rows: number;
+  cols: number;
+}
+
+export type WeightArray = Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array;
+
+export interface Detector {
+  readonly kind: string;
+  fit(x: Matrix): void;
+  /** One score per row; higher = more anomalous. */
+  score(x: Matrix, out?: Float32Array): Float32Array;
+  /**
+   * How much each feature column (output of the pipeline) is responsible for row `row`'s score:
+   * non-negative weights, larger = more responsible. The model turns them into shares.
+   */
+  explain(x: Matrix, row: number): Float64Array;
+  /** Hyper-parameters, as saved in the manifest. */
+  params(): Record<string, unknown>;
+  /** Fitted state as named typed arrays, saved as binary weights. */
+  weights(): Record<string, WeightArray>;
+}
+
+export interface DetectorFactory {
+  kind: string;
+  description: string;
+  create(params: Record<string, unknown>): Detector;
+  restore(params: Record<string, unknown>, weights: Record<string, WeightArray>): Detector;
+}
+
+const registry = new Map<string, DetectorFactory>();
+
+export function registerDetector(f: DetectorFactory): void {
+  registry.set(f.kind, f);
+}
+
+export function detectorFactory(kind: string): DetectorFactory {
+  const f = registry.get(kind);
+  if (!f) throw new Error(`unknown detector '${kind}'; available: ${[...registry.keys()].join(', ')}`);
+  return f;
+}
+
+export function detectorKinds(): string[] {
+  return [...registry.keys()];
+}

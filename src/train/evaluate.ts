@@ -1,0 +1,248 @@
+/**
+ * The evaluation job: score labelled data with a model and report honest metrics.
+ *
+ * Rows the model was trained or calibrated on are left out: for a file the model was trained on
+ * (recognised by fingerprint), the rows its split put in the training part are skipped when they
+ * are benign, which is exactly the set the unsupervised protocol could have trained on. Files the
+ * model never saw are evaluated whole ("split by file").
+ */
+import { basename } from 'node:path';
+import { type Diagnostics, UserError } from '../core/diagnostics.js';
+import { BENIGN, THREAT_TYPES } from '../core/labels.js';
+import { MissingColumnsError, missingText } from '../features/pipeline.js';
+import { type FileSummary, FlowReader, type IngestOptions } from '../ingest/table.js';
+import type { Model } from '../model/bundle.js';
+import { auroc, averagePrecision, countsAt, detectionAtFpr, precisionRecallF1 } from './metrics.js';
+import { inTrainPart, quickFingerprint } from './split.js';
+
+export interface EvaluateOptions {
+  data: string[];
+  ingest?: Partial<IngestOptions>;
+  /** Evaluate every row, even rows the model may have trained on. */
+  includeTrainingRows?: boolean;
+  /** False-positive budgets for the detection-rate figures. */
+  fprs?: number[];
+  diag: Diagnostics;
+  onProgress?: (bytes: number, total: number) => void;
+}
+
+export interface ClassReport {
+  label: string;
+  rows: number;
+  /** Share of rows flagged at the model's calibrated threshold (for BENIGN: the false-positive rate). */
+  flaggedAtThreshold: number;
+  /** Class vs BENIGN. NaN for BENIGN itself. */
+  auroc: number;
+  /** Detection rate at each FPR budget (thresholds set on all benign rows). */
+  detectionAtFpr: Record<string, number>;
+  meanScore: number;
+}
+
+export interface EvaluationReport {
+  model: { id: string; detector: string; threshold: number; thresholdMethod: string };
+  data: {
+    files: { name: string; evaluatedRows: number; skippedTrainingRows: number }[];
+    rows: number;
+    benign: number;
+    attack: number;
+    skippedTrainingRows: number;
+  };
+  overall: {
+    auroc: number;
+    prAuc: number;
+    detectionAtFpr: Record<string, { detectionRate: number; fpr: number; threshold: number }>;
+    atThreshold: {
+      threshold: number;
+      precision: number;
+      recall: number;
+      f1: number;
+      fpr: number;
+      tp: number;
+      fp: number;
+      tn: number;
+      fn: number;
+    };
+  };
+  perClass: ClassReport[];
+  /** Rows: true class; columns: predicted normal / anomaly at the calibrated threshold. */
+  confusion: { labels: string[]; columns: ['normal', 'anomaly']; counts: [number, number][] };
+  seconds: number;
+}
+
+export async function evaluate(
+  model: Model,
+  opts: EvaluateOptions,
+): Promise<{ report: EvaluationReport; files: FileSummary[] }> {
+  const t0 = performance.now();
+  const m = model.manifest;
+  const diag = opts.diag;
+  const fprs = opts.fprs ?? [0.01, 0.001];
+  const kinds: Record<string, 'numeric' | 'categorical'> = {};
+  for (const f of m.features.inputs) kinds[f.name] = f.kind;
+  const ingest: IngestOptions = { ...m.ingest, ...opts.ingest, kinds, withIds: false, seed: 0 };
+  const reader = new FlowReader(opts.data, ingest, diag, (b) => opts.onProgress?.(b, reader.totalBytes));
+  const trainedOn = new Set(m.training.files.map((f) => f.fingerprint));
+  const heldOutFiles = reader.paths.map(
+    (p) => !opts.includeTrainingRows && trainedOn.has(quickFingerprint(p)),
+  );
+  const split = m.training.split;
+
+  let scores = new Float32Array(1 << 16);
+  let classes = new Uint16Array(1 << 16);
+  let n = 0;
+  const classIds = new Map<string, number>();
+  const classNames: string[] = [];
+  const perFile = reader.paths.map((p) => ({ name: basename(p), evaluatedRows: 0, skippedTrainingRows: 0 }));
+  const unusable = new Set<string>();
+
+  for await (const batch of reader.batches()) {
+    const file = batch.plan.file;
+    if (!batch.labels) continue; // reported by the reader as 'no-label'
+    if (unusable.has(batch.plan.key)) continue;
+    let result: ReturnType<Model['score']>;
+    try {
+      result = model.score(batch);
+    } catch (e) {
+      if (!(e instanceof MissingColumnsError)) throw e;
+      unusable.add(batch.plan.key);
+      diag.report({
+        severity: 'error',
+        reason: 'columns',
+        file,
+        line: 1,
+        message: `${missingText(e.missing)}; file skipped`,
+      });
+      continue;
+    }
+    const held = heldOutFiles[batch.fileIndex];
+    for (let i = 0; i < batch.n; i++) {
+      const label = batch.labels[i];
+      if (held && label === BENIGN && inTrainPart(batch.rowHash[i], split)) {
+        perFile[batch.fileIndex].skippedTrainingRows++;
+        continue;
+      }
+      let c = classIds.get(label);
+      if (c === undefined) {
+        c = classNames.length;
+        classIds.set(label, c);
+        classNames.push(label);
+      }
+      if (n === scores.length) {
+        const s2 = new Float32Array(n * 2);
+        s2.set(scores);
+        scores = s2;
+        const c2 = new Uint16Array(n * 2);
+        c2.set(classes);
+        classes = c2;
+      }
+      scores[n] = result.scores[i];
+      classes[n] = c;
+      n++;
+      perFile[batch.fileIndex].evaluatedRows++;
+    }
+  }
+  scores = scores.subarray(0, n);
+  classes = classes.subarray(0, n);
+  if (n === 0)
+    throw new UserError(
+      'nothing to evaluate: no labelled rows could be scored (see the messages above)',
+      'evaluation needs a label column; name it with --label COLUMN',
+    );
+  const benignId = classIds.get(BENIGN) ?? -1;
+  const positive = new Uint8Array(n);
+  for (let i = 0; i < n; i++) positive[i] = classes[i] !== benignId ? 1 : 0;
+  const nBenign = n - positive.reduce((a, b) => a + b, 0);
+  if (nBenign === 0)
+    diag.report({
+      severity: 'warning',
+      reason: 'no-benign',
+      file: 'evaluation',
+      line: 0,
+      message: 'no benign rows: AUROC and false-positive figures are undefined',
+    });
+  if (nBenign === n)
+    diag.report({
+      severity: 'warning',
+      reason: 'no-attack',
+      file: 'evaluation',
+      line: 0,
+      message: 'no attack rows: detection figures are undefined',
+    });
+
+  const thr = model.threshold;
+  const counts = countsAt(scores, positive, thr);
+  const prf = precisionRecallF1(counts);
+  const overallDr: EvaluationReport['overall']['detectionAtFpr'] = {};
+  for (const f of fprs) {
+    const r = detectionAtFpr(scores, positive, f);
+    overallDr[fprKey(f)] = { detectionRate: r.tpr, fpr: r.fpr, threshold: r.threshold };
+  }
+
+  // Per class: class rows vs benign rows.
+  const order = classNames
+    .map((name, id) => ({ name, id }))
+    .sort((a, b) => rankOf(a.name) - rankOf(b.name) || (a.name < b.name ? -1 : 1));
+  const perClass: ClassReport[] = [];
+  const confusion: [number, number][] = [];
+  for (const { name, id } of order) {
+    let rows = 0;
+    let flagged = 0;
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      if (classes[i] !== id) continue;
+      rows++;
+      sum += scores[i];
+      if (scores[i] > thr) flagged++;
+    }
+    const dr: Record<string, number> = {};
+    for (const f of fprs) {
+      const t = overallDr[fprKey(f)].threshold;
+      let hit = 0;
+      for (let i = 0; i < n; i++) if (classes[i] === id && scores[i] >= t) hit++;
+      dr[fprKey(f)] = rows > 0 ? hit / rows : Number.NaN;
+    }
+    let classAuroc = Number.NaN;
+    if (id !== benignId && benignId >= 0) {
+      const idx: number[] = [];
+      for (let i = 0; i < n; i++) if (classes[i] === id || classes[i] === benignId) idx.push(i);
+      classAuroc = auroc(
+        idx.map((i) => scores[i]),
+        idx.map((i) => classes[i] === id),
+      );
+    }
+    perClass.push({
+      label: name,
+      rows,
+      flaggedAtThreshold: rows > 0 ? flagged / rows : Number.NaN,
+      auroc: classAuroc,
+      detectionAtFpr: dr,
+      meanScore: rows > 0 ? sum / rows : Number.NaN,
+    });
+    confusion.push([rows - flagged, flagged]);
+  }
+
+  const skipped = perFile.reduce((s, f) => s + f.skippedTrainingRows, 0);
+  const report: EvaluationReport = {
+    model: { id: m.id, detector: m.detector.kind, threshold: thr, thresholdMethod: m.threshold.method },
+    data: { files: perFile, rows: n, benign: nBenign, attack: n - nBenign, skippedTrainingRows: skipped },
+    overall: {
+      auroc: auroc(scores, positive),
+      prAuc: averagePrecision(scores, positive),
+      detectionAtFpr: overallDr,
+      atThreshold: { threshold: thr, ...prf, ...counts },
+    },
+    perClass,
+    confusion: { labels: order.map((o) => o.name), columns: ['normal', 'anomaly'], counts: confusion },
+    seconds: Number(((performance.now() - t0) / 1000).toFixed(3)),
+  };
+  return { report, files: reader.files };
+}
+
+export function fprKey(f: number): string {
+  return `${Number((f * 100).toPrecision(6))}%`;
+}
+
+function rankOf(label: string): number {
+  const i = (THREAT_TYPES as readonly string[]).indexOf(label);
+  return i < 0 ? THREAT_TYPES.length : i;
+}

@@ -1,0 +1,294 @@
+/**
+ * The training job: stream labelled or unlabelled flow files, keep the benign rows of the
+ * training part (a seeded reservoir caps memory), fit the feature pipeline and the detector on
+ * them, calibrate the threshold on held-out benign rows, and write a model bundle.
+ *
+ * Protocol (DESIGN.md §5): unsupervised detectors see only benign rows; rows without a label
+ * column count as normal traffic (the file-level warning says so).
+ */
+import { basename } from 'node:path';
+import { type Diagnostics, UserError } from '../core/diagnostics.js';
+import { BENIGN } from '../core/labels.js';
+import { Rng } from '../core/rng.js';
+import { NADIR_VERSION } from '../core/version.js';
+import { calibrate, parseThresholdMethod } from '../detect/calibration.js';
+import { detectorFactory } from '../detect/detector.js';
+import { type FeatureOptions, FeaturePipeline, type Layout, type Rows } from '../features/pipeline.js';
+import { FlowReader, type IngestOptions } from '../ingest/table.js';
+import {
+  type Manifest,
+  MODEL_FORMAT,
+  MODEL_FORMAT_VERSION,
+  Model,
+  newModelId,
+  type SplitSpec,
+} from '../model/bundle.js';
+import { inCalibration, inTrainPart, quickFingerprint } from './split.js';
+
+export interface TrainOptions {
+  data: string[];
+  detector: string;
+  detectorParams: Record<string, unknown>;
+  split: SplitSpec;
+  threshold: string;
+  /** Share of training rows held out to calibrate the threshold. */
+  calibrationFraction: number;
+  /** Reservoir size: at most this many training rows are kept in memory. */
+  maxRows: number;
+  seed: number;
+  ingest: IngestOptions;
+  features: Partial<FeatureOptions>;
+  out?: string;
+  diag: Diagnostics;
+  onProgress?: (bytes: number, total: number) => void;
+  onPhase?: (phase: string) => void;
+}
+
+export interface TrainResult {
+  model: Model;
+  reader: FlowReader;
+}
+
+/** Growable reservoir of rows in one reference layout. */
+class Reservoir {
+  numeric: Float64Array;
+  strings: string[][];
+  calib: Uint8Array;
+  n = 0;
+  seen = 0;
+  private readonly k: number;
+
+  constructor(
+    readonly layout: Layout,
+    readonly cap: number,
+    private readonly rng: Rng,
+  ) {
+    this.k = layout.numericNames.length;
+    const initial = Math.min(cap, 65536);
+    this.numeric = new Float64Array(initial * this.k);
+    this.strings = layout.stringNames.map(() => []);
+    this.calib = new Uint8Array(initial);
+  }
+
+  /** Offers a row; returns the slot to fill, or -1 when the reservoir keeps its current rows. */
+  slot(): number {
+    this.seen++;
+    if (this.n < this.cap) {
+      if (this.n * this.k >= this.numeric.length) {
+        const bigger = new Float64Array(Math.min(this.cap, this.n * 2) * this.k);
+        bigger.set(this.numeric);
+        this.numeric = bigger;
+        const c = new Uint8Array(Math.min(this.cap, this.n * 2));
+        c.set(this.calib);
+        this.calib = c;
+      }
+      return this.n++;
+    }
+    const j = Math.floor(this.rng.next() * this.seen);
+    return j < this.cap ? j : -1;
+  }
+
+  /** Rows with calib flag equal to `calibration`. */
+  part(calibration: boolean): Rows {
+    const k = this.k;
+    let m = 0;
+    for (let i = 0; i < this.n; i++) if ((this.calib[i] === 1) === calibration) m++;
+    const numeric = new Float64Array(m * k);
+    const strings = this.layout.stringNames.map(() => new Array<string>(m));
+    let r = 0;
+    for (let i = 0; i < this.n; i++) {
+      if ((this.calib[i] === 1) !== calibration) continue;
+      numeric.set(this.numeric.subarray(i * k, i * k + k), r * k);
+      for (let s = 0; s < strings.length; s++) strings[s][r] = this.strings[s][i];
+      r++;
+    }
+    return { plan: this.layout, n: m, numeric, strings };
+  }
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const t0 = performance.now();
+  parseThresholdMethod(opts.threshold);
+  const factory = detectorFactory(opts.detector);
+  const diag = opts.diag;
+  const ingest: IngestOptions = { ...opts.ingest, withIds: false, seed: 0 };
+  const reader = new FlowReader(opts.data, ingest, diag, (b) => opts.onProgress?.(b, reader.totalBytes));
+  const fingerprints = reader.paths.map(quickFingerprint);
+  const rng = new Rng(opts.seed);
+  let reservoir: Reservoir | null = null;
+  /** Per plan: reference numeric slot ← batch slot, or null when the file cannot be used. */
+  const maps = new Map<string, { num: Int32Array; str: Int32Array } | null>();
+  const labelCounts: Record<string, number> = {};
+  const perFileRows = new Array<number>(reader.paths.length).fill(0);
+  let candidates = 0;
+  let nonBenignSeen = 0;
+  const labelsSeen = new Map<string, number>();
+
+  opts.onPhase?.('reading');
+  for await (const batch of reader.batches()) {
+    if (!reservoir) {
+      const p = batch.plan;
+      reservoir = new Reservoir(
+        { numericNames: p.numericNames, stringNames: p.stringNames, key: 'training', file: 'training data' },
+        opts.maxRows,
+        rng,
+      );
+    }
+    let map = maps.get(batch.plan.key);
+    if (map === undefined) {
+      map = mapLayout(reservoir.layout, batch.plan.numericNames, batch.plan.stringNames);
+      if (!map) {
+        const missing = reservoir.layout.numericNames
+          .filter((n) => !batch.plan.numericNames.includes(n))
+          .concat(reservoir.layout.stringNames.filter((n) => !batch.plan.stringNames.includes(n)));
+        diag.report({
+          severity: 'error',
+          reason: 'columns',
+          file: batch.plan.file,
+          line: 1,
+          message: `lacks ${missing.length} column(s) present in ${basename(reader.paths[0])}: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}; file skipped`,
+        });
+      }
+      maps.set(batch.plan.key, map);
+    }
+    if (!map) continue;
+    const k = reservoir.layout.numericNames.length;
+    const bk = batch.plan.numericNames.length;
+    for (let i = 0; i < batch.n; i++) {
+      const label = batch.labels ? batch.labels[i] : BENIGN;
+      labelsSeen.set(label, (labelsSeen.get(label) ?? 0) + 1);
+      if (label !== BENIGN) {
+        nonBenignSeen++;
+        continue;
+      }
+      const h = batch.rowHash[i];
+      if (!inTrainPart(h, opts.split)) continue;
+      candidates++;
+      labelCounts[label] = (labelCounts[label] ?? 0) + 1;
+      perFileRows[batch.fileIndex]++;
+      const slot = reservoir.slot();
+      if (slot < 0) continue;
+      for (let j = 0; j < k; j++) reservoir.numeric[slot * k + j] = batch.numeric[i * bk + map.num[j]];
+      for (let s = 0; s < map.str.length; s++) reservoir.strings[s][slot] = batch.strings[map.str[s]][i];
+      reservoir.calib[slot] = inCalibration(h, opts.calibrationFraction, opts.seed) ? 1 : 0;
+    }
+  }
+
+  if (!reservoir || candidates === 0) {
+    const seen = [...labelsSeen.entries()].map(([l, c]) => `${l} (${c})`).join(', ');
+    throw new UserError(
+      reservoir
+        ? `no benign rows to train on; labels seen: ${seen || 'none'}`
+        : 'no usable rows in the data (see the errors above)',
+      reservoir && nonBenignSeen > 0
+        ? 'if normal traffic is labelled differently, name it with --benign VALUE'
+        : 'check the files given to --data',
+    );
+  }
+  let fitRows = reservoir.part(false);
+  let calRows = reservoir.part(true);
+  if (calRows.n < 20) {
+    diag.report({
+      severity: 'warning',
+      reason: 'calibration',
+      file: 'training data',
+      line: 0,
+      message: `only ${calRows.n} rows held out for calibration; calibrating on the fitting rows (scores are optimistic)`,
+    });
+    if (calRows.n > 0) fitRows = concatRows(fitRows, calRows);
+    calRows = fitRows;
+  }
+  if (fitRows.n < 2) throw new UserError(`only ${fitRows.n} benign training row(s); need at least 2`);
+
+  opts.onPhase?.('fitting');
+  const pipeline = FeaturePipeline.fit(fitRows, opts.features);
+  if (pipeline.width === 0)
+    throw new UserError('no usable feature columns: every column is an identifier, dropped or constant');
+  const x = { data: pipeline.transform(fitRows), rows: fitRows.n, cols: pipeline.width };
+  const detector = factory.create({ seed: opts.seed, ...opts.detectorParams });
+  detector.fit(x);
+
+  opts.onPhase?.('calibrating');
+  const cx = { data: pipeline.transform(calRows), rows: calRows.n, cols: pipeline.width };
+  const calScores = detector.score(cx);
+  const threshold = calibrate(calScores, opts.threshold);
+  const sorted = Float64Array.from(calScores).sort();
+
+  const manifest: Manifest = {
+    format: MODEL_FORMAT,
+    formatVersion: MODEL_FORMAT_VERSION,
+    id: newModelId(opts.detector),
+    createdAt: new Date().toISOString(),
+    nadirVersion: NADIR_VERSION,
+    detector: { kind: opts.detector, params: {}, weights: { file: '', sha256: '', bytes: 0, arrays: [] } },
+    features: pipeline.schema,
+    threshold,
+    ingest: {
+      label: opts.ingest.label,
+      benign: opts.ingest.benign,
+      drop: opts.ingest.drop,
+      keep: opts.ingest.keep,
+      categorical: opts.ingest.categorical,
+      header: opts.ingest.header,
+    },
+    training: {
+      files: reader.files.map((f, i) => ({
+        name: basename(f.file),
+        bytes: f.bytes,
+        fingerprint: fingerprints[i],
+        sha256: f.sha256,
+        trainingRows: perFileRows[i],
+      })),
+      split: opts.split,
+      candidateRows: candidates,
+      fitRows: fitRows.n,
+      calibrationRows: calRows.n,
+      calibrationFraction: opts.calibrationFraction,
+      labelCounts,
+      seconds: 0,
+    },
+    calibration: {
+      min: sorted[0],
+      median: sorted[Math.floor(sorted.length / 2)],
+      p99: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))],
+      max: sorted[sorted.length - 1],
+    },
+  };
+  manifest.training.seconds = Number(((performance.now() - t0) / 1000).toFixed(3));
+  const model = new Model(manifest, detector, pipeline);
+  if (opts.out) {
+    opts.onPhase?.('saving');
+    model.save(opts.out);
+  }
+  return { model, reader };
+}
+
+function mapLayout(
+  ref: Layout,
+  numericNames: string[],
+  stringNames: string[],
+): { num: Int32Array; str: Int32Array } | null {
+  const num = new Int32Array(ref.numericNames.length);
+  const str = new Int32Array(ref.stringNames.length);
+  for (let j = 0; j < num.length; j++) {
+    num[j] = numericNames.indexOf(ref.numericNames[j]);
+    if (num[j] < 0) return null;
+  }
+  for (let j = 0; j < str.length; j++) {
+    str[j] = stringNames.indexOf(ref.stringNames[j]);
+    if (str[j] < 0) return null;
+  }
+  return { num, str };
+}
+
+function concatRows(a: Rows, b: Rows): Rows {
+  const numeric = new Float64Array(a.numeric.length + b.numeric.length);
+  numeric.set(a.numeric);
+  numeric.set(b.numeric, a.numeric.length);
+  return {
+    plan: a.plan,
+    n: a.n + b.n,
+    numeric,
+    strings: a.strings.map((s, i) => s.concat(b.strings[i])),
+  };
+}
