@@ -125,14 +125,6 @@ function printIngestSummary(diag: Diagnostics, files: FileSummary[], quiet: bool
   );
 }
 
-function requireUsable(files: { used: number }[]): void {
-  if (files.reduce((s, f) => s + f.used, 0) === 0)
-    throw new UserError(
-      'no usable rows in the input (see the messages above)',
-      'check the files and options',
-    );
-}
-
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -141,6 +133,7 @@ export function buildProgram(): Command {
       'NADIR: Network Anomaly Detection In Real time. Learns normal traffic, flags what is not, and says why.',
     )
     .version(NADIR_VERSION, '-V, --version')
+    .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ sortSubcommands: false });
 
@@ -351,7 +344,11 @@ Examples:
       },
     }).finally(() => progress.stop());
     printIngestSummary(diag, summary.files, o.quiet);
-    requireUsable(summary.files);
+    if (summary.rows === 0)
+      throw new UserError(
+        'no flows could be scored (see the messages above)',
+        'check the files and the model',
+      );
     if (o.format === 'table') {
       top.sort((a, b) => b.verdict.score - a.verdict.score);
       const shown = Math.min(o.top, top.length);
@@ -373,7 +370,6 @@ Examples:
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
     return 0;
@@ -381,9 +377,8 @@ export async function main(argv: string[]): Promise<number> {
     const err = e as { code?: string; exitCode?: number };
     if (err.code?.startsWith('commander.')) {
       // commander has printed its message already.
-      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version'
-        ? 0
-        : (err.exitCode ?? 2);
+      const ok = ['commander.helpDisplayed', 'commander.version', 'commander.help'].includes(err.code);
+      return ok ? 0 : 2;
     }
     if (e instanceof UserError) {
       process.stderr.write(`nadir: ${e.message}\n`);

@@ -89,7 +89,11 @@ export interface Rows {
 export const OTHER = '<other>';
 
 export function missingText(missing: string[]): string {
-  return `the model needs ${missing.length} column(s) this data lacks: ${missing.join(', ')}`;
+  const shown =
+    missing.length > 12
+      ? `${missing.slice(0, 12).join(', ')}, … (${missing.length - 12} more)`
+      : missing.join(', ');
+  return `the model needs ${missing.length} column(s) this data lacks: ${shown}`;
 }
 
 export class MissingColumnsError extends UserError {

@@ -288,6 +288,7 @@ export class FlowReader {
     };
 
     const tok = new CsvTokenizer(onRecord, sniffed.delimiter, (line, bytes) => {
+      summary.records++;
       summary.rejected++;
       diag.report({
         severity: 'error',
@@ -504,7 +505,8 @@ function inferKind(sample: string[][], col: number): 'numeric' | 'categorical' |
     if (numStatus !== NUM_INVALID) numeric++;
     else distinct.add(v);
   }
-  if (nonEmpty === 0 || numeric === nonEmpty) return 'numeric';
+  // A few stray text cells in a numeric column are bad cells (reported per row), not a category.
+  if (nonEmpty === 0 || numeric >= 0.9 * nonEmpty) return 'numeric';
   if (distinct.size > 100 && distinct.size > 0.5 * nonEmpty) return 'identifier';
   return 'categorical';
 }

@@ -7,6 +7,15 @@
  * the path length plus c(size) at the leaf (the expected depth of an unbuilt subtree) and c(n) the
  * average path length of an unsuccessful BST search: scores near 1 are anomalies, ~0.5 ordinary.
  *
+ * Range-aware scoring (on by default, `extrapolate`): the classic forest cannot tell a value just
+ * above the training maximum from one a thousand times larger, because every threshold lies inside
+ * the range of the node's sample. Flood traffic lives exactly there. So each internal node also
+ * keeps the [lo, hi] range of its split feature, and a row outside that range by δ is treated as
+ * if it had been part of the sample: with probability δ / (hi − lo + δ) the node's random threshold
+ * would have fallen between it and the rest, isolating it one level down. The path length becomes
+ * the expectation over those events; rows inside every range score exactly as in the classic
+ * algorithm.
+ *
  * All trees live in flat arrays in pre-order (a node's left child is the next node), so scoring
  * walks typed arrays with no allocation.
  */
@@ -19,9 +28,17 @@ export interface IForestParams {
   /** Default ⌈log2 ψ⌉. */
   maxDepth: number;
   seed: number;
+  /** Range-aware scoring of values beyond the node's training range (see above). */
+  extrapolate: boolean;
 }
 
-export const DEFAULT_IFOREST: IForestParams = { trees: 100, sampleSize: 256, maxDepth: 0, seed: 42 };
+export const DEFAULT_IFOREST: IForestParams = {
+  trees: 100,
+  sampleSize: 256,
+  maxDepth: 0,
+  seed: 42,
+  extrapolate: true,
+};
 
 const EULER_GAMMA = 0.5772156649015329;
 
@@ -42,6 +59,9 @@ export class IsolationForest implements Detector {
   private value: Float32Array = new Float32Array(0);
   /** Training rows that reached each node. */
   private size: Int32Array = new Int32Array(0);
+  /** Internal node: range of the split feature over the node's rows. */
+  private lo: Float32Array = new Float32Array(0);
+  private hi: Float32Array = new Float32Array(0);
   private roots: Int32Array = new Int32Array(0);
   private psi = 0;
   private cols = 0;
@@ -65,6 +85,8 @@ export class IsolationForest implements Detector {
     const right = new Int32Array(cap);
     const value = new Float32Array(cap);
     const size = new Int32Array(cap);
+    const loArr = new Float32Array(cap);
+    const hiArr = new Float32Array(cap);
     const roots = new Int32Array(T);
     const perm = new Int32Array(n);
     for (let i = 0; i < n; i++) perm[i] = i;
@@ -124,6 +146,8 @@ export class IsolationForest implements Detector {
       }
       feature[node] = f;
       threshold[node] = thr;
+      loArr[node] = min;
+      hiArr[node] = max;
       build(lo, a, depth + 1);
       right[node] = nodes;
       build(a, hi, depth + 1);
@@ -145,6 +169,8 @@ export class IsolationForest implements Detector {
     this.right = right.slice(0, nodes);
     this.value = value.slice(0, nodes);
     this.size = size.slice(0, nodes);
+    this.lo = loArr.slice(0, nodes);
+    this.hi = hiArr.slice(0, nodes);
     this.roots = roots;
     this.psi = psi;
     this.cols = d;
@@ -154,20 +180,43 @@ export class IsolationForest implements Detector {
     this.checkCols(x);
     const { rows: n, cols: d, data } = x;
     const res = out && out.length >= n ? out : new Float32Array(n);
-    const { feature, threshold, right, value, roots } = this;
+    const { feature, threshold, right, value, roots, lo, hi } = this;
     const T = roots.length;
     const norm = -1 / (T * averagePathLength(this.psi));
+    const extrapolate = this.p.extrapolate;
     for (let i = 0; i < n; i++) {
       const base = i * d;
       let sum = 0;
       for (let t = 0; t < T; t++) {
         let node = roots[t];
         let f = feature[node];
-        while (f >= 0) {
-          node = data[base + f] < threshold[node] ? node + 1 : right[node];
-          f = feature[node];
+        if (!extrapolate) {
+          while (f >= 0) {
+            node = data[base + f] < threshold[node] ? node + 1 : right[node];
+            f = feature[node];
+          }
+          sum += value[node];
+          continue;
         }
-        sum += value[node];
+        // Expected path length: isolation beyond the node's range with probability p.
+        let survive = 1;
+        let expected = 0;
+        let depth = 0;
+        while (f >= 0) {
+          const v = data[base + f];
+          const l = lo[node];
+          const h = hi[node];
+          if (v > h || v < l) {
+            const delta = v > h ? v - h : l - v;
+            const p = delta / (h - l + delta);
+            expected += survive * p * (depth + 1);
+            survive *= 1 - p;
+          }
+          node = v < threshold[node] ? node + 1 : right[node];
+          f = feature[node];
+          depth++;
+        }
+        sum += expected + survive * value[node];
       }
       res[i] = 2 ** (sum * norm);
     }
@@ -184,14 +233,23 @@ export class IsolationForest implements Detector {
     const d = x.cols;
     const credit = new Float64Array(d);
     const base = row * d;
-    const { feature, threshold, right, size, roots } = this;
+    const { feature, threshold, right, size, roots, lo, hi } = this;
     const data = x.data;
     for (let t = 0; t < roots.length; t++) {
       let node = roots[t];
       let f = feature[node];
+      let survive = 1;
       while (f >= 0) {
-        const child = data[base + f] < threshold[node] ? node + 1 : right[node];
-        credit[f] += Math.log2(size[node] / Math.max(1, size[child]));
+        const v = data[base + f];
+        if (this.p.extrapolate && (v > hi[node] || v < lo[node])) {
+          // Isolated here with probability p: all of log2(m) bits go to this feature.
+          const delta = v > hi[node] ? v - hi[node] : lo[node] - v;
+          const p = delta / (hi[node] - lo[node] + delta);
+          credit[f] += survive * p * Math.log2(size[node]);
+          survive *= 1 - p;
+        }
+        const child = v < threshold[node] ? node + 1 : right[node];
+        credit[f] += survive * Math.log2(size[node] / Math.max(1, size[child]));
         node = child;
         f = feature[node];
       }
@@ -211,6 +269,8 @@ export class IsolationForest implements Detector {
       right: this.right,
       value: this.value,
       size: this.size,
+      lo: this.lo,
+      hi: this.hi,
       roots: this.roots,
     };
   }
@@ -222,11 +282,13 @@ export class IsolationForest implements Detector {
     f.right = w.right as Int32Array;
     f.value = w.value as Float32Array;
     f.size = w.size as Int32Array;
+    f.lo = w.lo as Float32Array;
+    f.hi = w.hi as Float32Array;
     f.roots = w.roots as Int32Array;
     f.psi = Number(params.psi);
     f.cols = Number(params.cols);
     const n = f.feature.length;
-    if (![f.threshold, f.right, f.value, f.size].every((a) => a && a.length === n) || !f.roots)
+    if (![f.threshold, f.right, f.value, f.size, f.lo, f.hi].every((a) => a && a.length === n) || !f.roots)
       throw new Error('iforest: weights are incomplete or of mismatched lengths');
     for (let i = 0; i < n; i++) {
       if (f.feature[i] >= f.cols || (f.feature[i] >= 0 && (f.right[i] <= i || f.right[i] >= n)))
