@@ -35,11 +35,7 @@ const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
 const dataDir = process.env.NADIR_DATASETS ?? resolve(root, '..', 'shared', 'datasets');
 const cic = join(dataDir, 'cicids2017_improved_sampled');
 const work = mkdtempSync(join(tmpdir(), 'nadir-bench-'));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
+const here = resolve(fileURLToPath(import.meta.url), '..');
 
 function hasSklearn(): boolean {
   return spawnSync('/usr/bin/python3', ['-c', 'import sklearn'], { stdio: 'ignore' }).status === 0;
@@ -120,7 +116,7 @@ import sys, json, numpy as np
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score, roc_curve
 d = int(sys.argv[2])
-x = np.fromfile(sys.argv[1], dtype=np.float64).reshape(-1, d)
+x = np.fromfile(sys.argv[1], dtype=np.float32 if sys.argv[1].endswith('.f32') else np.float64).reshape(-1, d).astype(np.float64)
 train = np.fromfile(sys.argv[3], dtype=np.uint8).astype(bool)
 y = np.fromfile(sys.argv[4], dtype=np.uint8)
 seed = int(sys.argv[5])
@@ -158,58 +154,36 @@ async function main(): Promise<void> {
     x = synthetic(ROWS, d);
     console.log(`data: synthetic 5-cluster mixture, ${ROWS} × ${d}`);
   }
-  const m = { data: x, rows: ROWS, cols: d };
 
-  const fits: number[] = [];
-  let f = new IsolationForest();
-  for (let r = 0; r < 5; r++) {
-    f = new IsolationForest({ seed: r });
-    const t = performance.now();
-    f.fit(m);
-    fits.push((performance.now() - t) / 1000);
-  }
-  const out = new Float32Array(ROWS);
-  const scores: number[] = [];
-  for (let r = 0; r < 5; r++) {
-    const t = performance.now();
-    f.score(m, out);
-    scores.push((performance.now() - t) / 1000);
-  }
-  const classic = new IsolationForest({ seed: 0, extrapolate: false });
-  classic.fit(m);
-  const classicScores: number[] = [];
-  for (let r = 0; r < 5; r++) {
-    const t = performance.now();
-    classic.score(m, out);
-    classicScores.push((performance.now() - t) / 1000);
-  }
-  const rss = process.resourceUsage().maxRSS / 1024;
-  const ours = { fit: median(fits), score: median(scores), classic: median(classicScores), rss };
+  const file = join(work, 'x.f32');
+  writeFileSync(file, Buffer.from(x.buffer, x.byteOffset, x.byteLength));
+  const child = spawnSync(process.execPath, [join(here, 'iforest-speed.js'), file, String(ROWS), String(d)], {
+    encoding: 'utf8',
+  });
+  if (child.status !== 0) throw new Error(child.stderr);
+  const ours = JSON.parse(child.stdout.trim()) as Record<string, number>;
+  const rate = (s: number) => Math.round(ROWS / s).toLocaleString('en-US');
   console.log('');
   console.log('| implementation | fit 100 trees (s) | score rows/s | peak RSS (MB) |');
   console.log('|---|---|---|---|');
   console.log(
-    `| NADIR (range-aware) | ${ours.fit.toFixed(4)} | ${Math.round(ROWS / ours.score).toLocaleString('en-US')} | ${rss.toFixed(0)} |`,
+    `| NADIR (range-aware, default) | ${ours.fit_s.toFixed(4)} | ${rate(ours.score_s)} | ${ours.rss_mb.toFixed(0)} |`,
   );
-  console.log(
-    `| NADIR (classic scoring) | – | ${Math.round(ROWS / ours.classic).toLocaleString('en-US')} | – |`,
-  );
+  console.log(`| NADIR (classic scoring) | – | ${rate(ours.score_classic_s)} | – |`);
   if (sk) {
-    const file = join(work, 'x.f32');
-    writeFileSync(file, Buffer.from(x.buffer, x.byteOffset, x.byteLength));
     const s = py(SK_SPEED, [file, String(ROWS), String(d)]);
     if (s) {
       console.log(
-        `| scikit-learn IsolationForest | ${s.fit_s.toFixed(4)} | ${Math.round(ROWS / s.score_s).toLocaleString('en-US')} | ${s.rss_mb.toFixed(0)} |`,
+        `| scikit-learn IsolationForest | ${s.fit_s.toFixed(4)} | ${rate(s.score_s)} | ${s.rss_mb.toFixed(0)} |`,
       );
       console.log('');
       console.log(
-        `ratio NADIR / sklearn: fit ${(s.fit_s / ours.fit).toFixed(1)}× faster, score ${(s.score_s / ours.score).toFixed(1)}× faster (classic scoring ${(s.score_s / ours.classic).toFixed(1)}×)`,
+        `ratio NADIR / sklearn: fit ${(s.fit_s / ours.fit_s).toFixed(1)}× faster, score ${(s.score_s / ours.score_s).toFixed(1)}× faster (classic scoring ${(s.score_s / ours.score_classic_s).toFixed(1)}×)`,
       );
     }
   }
 
-  if (!data) return;
+  if (!data || SEEDS < 1) return;
   // Quality on identical splits: NADIR defaults vs sklearn on raw features (median-imputed).
   console.log('');
   console.log(`## detection quality on identical splits (train on 80% of BENIGN, ${SEEDS} seeds)`);
@@ -220,7 +194,8 @@ async function main(): Promise<void> {
   writeFileSync(rawFile, Buffer.from(rows.numeric.buffer, rows.numeric.byteOffset, rows.numeric.byteLength));
   const yFile = join(work, 'y.u8');
   writeFileSync(yFile, y);
-  const res: { seed: number; ours: [number, number]; sk?: [number, number] }[] = [];
+  const res: { seed: number; ours: [number, number]; sk?: [number, number]; skSame?: [number, number] }[] =
+    [];
   for (let seed = 1; seed <= SEEDS; seed++) {
     const split = { kind: 'ratio' as const, ratio: 0.8, seed };
     const train = Uint8Array.from(labels, (l, i) => (l === BENIGN && inTrainPart(hashes[i], split) ? 1 : 0));
@@ -238,6 +213,7 @@ async function main(): Promise<void> {
       };
     };
     const pipe = FeaturePipeline.fit(sub(idx));
+    const everything = [...train.keys()];
     const forest = new IsolationForest({ seed });
     forest.fit({ data: pipe.transform(sub(idx)), rows: idx.length, cols: pipe.width });
     const testIds = [...train.keys()].filter((i) => !train[i]);
@@ -249,6 +225,12 @@ async function main(): Promise<void> {
       writeFileSync(trainFile, train);
       const q = py(SK_QUALITY, [rawFile, String(k), trainFile, yFile, String(seed)]);
       if (q) entry.sk = [q.auroc, q.dr1];
+      // The same detector comparison on NADIR's own features (after its pipeline).
+      const featFile = join(work, `feat${seed}.f32`);
+      const feats = pipe.transform(sub(everything));
+      writeFileSync(featFile, Buffer.from(feats.buffer, feats.byteOffset, feats.byteLength));
+      const q2 = py(SK_QUALITY, [featFile, String(pipe.width), trainFile, yFile, String(seed)]);
+      if (q2) entry.skSame = [q2.auroc, q2.dr1];
     }
     res.push(entry);
   }
@@ -264,6 +246,11 @@ async function main(): Promise<void> {
   if (skr.length)
     console.log(
       `| scikit-learn IsolationForest (raw features) | ${fmt(skr.map((r) => r.sk![0]))} | ${fmt(skr.map((r) => r.sk![1]))} |`,
+    );
+  const sks = res.filter((r) => r.skSame);
+  if (sks.length)
+    console.log(
+      `| scikit-learn IsolationForest (NADIR's features) | ${fmt(sks.map((r) => r.skSame![0]))} | ${fmt(sks.map((r) => r.skSame![1]))} |`,
     );
 }
 

@@ -224,6 +224,8 @@ export function parseNumber(b: Uint8Array, s: number, e: number): number {
   let sig = 0;
   let exp = 0;
   let digits = 0;
+  /** Significant digits beyond the 15 that fit exactly: the value needs Number(). */
+  let overflow = false;
   while (i < e) {
     const dgt = b[i] - 48;
     if (dgt < 0 || dgt > 9) break;
@@ -231,7 +233,10 @@ export function parseNumber(b: Uint8Array, s: number, e: number): number {
       if (sig < 15) {
         mant = mant * 10 + dgt;
         sig++;
-      } else return slowNumber(b, s, e);
+      } else {
+        overflow = true;
+        exp++;
+      }
     }
     digits++;
     i++;
@@ -245,14 +250,14 @@ export function parseNumber(b: Uint8Array, s: number, e: number): number {
         if (sig < 15) {
           mant = mant * 10 + dgt;
           sig++;
-        } else return slowNumber(b, s, e);
-      }
-      exp--;
+          exp--;
+        } else overflow = true;
+      } else exp--;
       digits++;
       i++;
     }
   }
-  if (digits === 0) return slowNumber(b, s, e);
+  if (digits === 0) return special(b, s, e);
   if (i < e && (b[i] === 101 || b[i] === 69)) {
     i++;
     let eneg = false;
@@ -270,34 +275,36 @@ export function parseNumber(b: Uint8Array, s: number, e: number): number {
       ed++;
       i++;
     }
-    if (ed === 0) return slowNumber(b, s, e);
+    if (ed === 0) return invalid();
     exp += eneg ? -ev : ev;
   }
-  if (i !== e) return slowNumber(b, s, e);
+  if (i !== e) return special(b, s, e);
   numStatus = NUM_OK;
   let v: number;
+  if (overflow || exp > 22 || exp < -22) {
+    // Valid decimal syntax that needs more than the exact fast path: let the engine round it.
+    v = Number((b as Buffer).toString('latin1', s, e));
+    return v;
+  }
   if (mant === 0) v = 0;
   else if (exp === 0) v = mant;
-  else if (exp > 0 && exp <= 22) v = mant * POW10[exp];
-  else if (exp < 0 && exp >= -22) v = mant / POW10[-exp];
-  else return slowNumber(b, s, e);
+  else if (exp > 0) v = mant * POW10[exp];
+  else v = mant / POW10[-exp];
   return neg ? -v : v;
 }
 
-function slowNumber(b: Uint8Array, s: number, e: number): number {
-  const text = Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1');
-  const special = SPECIAL.get(text.toLowerCase());
-  if (special !== undefined) {
-    numStatus = NUM_OK;
-    return special;
-  }
-  // Number() accepts forms we do not want to guess at (hex, binary, underscores are rejected anyway).
-  if (/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) {
-    numStatus = NUM_OK;
-    return Number(text);
-  }
+function invalid(): number {
   numStatus = NUM_INVALID;
   return Number.NaN;
+}
+
+/** Words for missing and non-finite values; anything else is invalid. */
+function special(b: Uint8Array, s: number, e: number): number {
+  if (e - s > 9) return invalid();
+  const v = SPECIAL.get((b as Buffer).toString('latin1', s, e).toLowerCase());
+  if (v === undefined) return invalid();
+  numStatus = NUM_OK;
+  return v;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -341,13 +348,15 @@ export function decodeText(b: Uint8Array, s: number, e: number, quoted: number):
       break;
     }
   }
-  const view = Buffer.from(b.buffer, b.byteOffset + s, e - s);
   let out: string;
-  if (ascii) out = view.toString('latin1');
-  else if (isUtf8(view)) out = view.toString('utf8');
+  if (ascii) out = (b as Buffer).toString('latin1', s, e);
   else {
-    textWasCp1252 = true;
-    out = decodeCp1252(view);
+    const view = Buffer.from(b.buffer, b.byteOffset + s, e - s);
+    if (isUtf8(view)) out = view.toString('utf8');
+    else {
+      textWasCp1252 = true;
+      out = decodeCp1252(view);
+    }
   }
   return quoted ? out.replaceAll('""', '"') : out;
 }
