@@ -264,6 +264,7 @@ Examples:
     const progress = Progress.forCli(o.quiet);
     const diag = cliDiagnostics(progress, o.quiet);
     const model = Model.load(o.model);
+    progress.setPhase('evaluating');
     const fprs = o.fpr?.map((s: string) => {
       const v = Number(s.endsWith('%') ? Number(s.slice(0, -1)) / 100 : s);
       if (!(v > 0 && v < 1))
@@ -313,6 +314,7 @@ Examples:
     const progress = Progress.forCli(o.quiet);
     const diag = cliDiagnostics(progress, o.quiet);
     const model = Model.load(o.model);
+    progress.setPhase('detecting');
     const out: WriteStream | NodeJS.WriteStream = o.output ? createWriteStream(o.output) : process.stdout;
     const top: DetectedFlow[] = [];
     const keepTop = (d: DetectedFlow) => {
