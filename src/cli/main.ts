@@ -121,6 +121,7 @@ function printIngestSummary(diag: Diagnostics, files: FileSummary[], quiet: bool
         int(f.empty),
         f.skipped ? `skipped: ${f.skipped.slice(0, 40)}` : (f.labelColumn ?? '(none)'),
       ]),
+      ['left', 'right', 'right', 'right', 'right', 'left'],
     )}\n`,
   );
 }

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { TextDecoder } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import { type Diagnostics, UserError } from '../core/diagnostics.js';
@@ -145,13 +145,14 @@ export class FlowReader {
       } catch (err) {
         if (err instanceof UserError) throw err;
         const msg = (err as Error).message;
-        summary.skipped = msg;
+        if (summary.records === 0) summary.skipped = msg;
+        const where = summary.records ? `after record ${summary.records} (rows before it were used)` : 'file';
         this.diag.report({
           severity: 'error',
           reason: 'read',
           file,
           line: 0,
-          message: `cannot read file: ${msg}`,
+          message: `cannot read ${where}: ${msg}`,
         });
       }
       done += summary.bytes;
@@ -298,13 +299,17 @@ export class FlowReader {
         message: `record longer than ${bytes} bytes (unclosed quote or binary data?); skipped to next line`,
       });
     });
-    for await (const chunk of decodedChunks(file, summary, progress)) {
-      tok.push(chunk);
+    try {
+      for await (const chunk of decodedChunks(file, summary, progress)) {
+        tok.push(chunk);
+        if (ready.length) yield* ready.splice(0);
+      }
+      tok.end();
+    } finally {
+      // Rows read before a read error (a truncated .gz, an I/O error) are still delivered.
+      flush();
       if (ready.length) yield* ready.splice(0);
     }
-    tok.end();
-    flush();
-    if (ready.length) yield* ready.splice(0);
   }
 
   /** Reads the start of a file: encoding, delimiter, header and a sample of rows. */
@@ -322,10 +327,17 @@ export class FlowReader {
     };
     const chunks: Buffer[] = [];
     let size = 0;
-    for await (const c of decodedChunks(file, scratch, () => {}, false)) {
-      chunks.push(c);
-      size += c.length;
-      if (size >= SNIFF_BYTES) break;
+    let complete = false;
+    try {
+      for await (const c of decodedChunks(file, scratch, () => {}, false)) {
+        chunks.push(c);
+        size += c.length;
+        if (size >= SNIFF_BYTES) break;
+      }
+      complete = size < SNIFF_BYTES;
+    } catch (e) {
+      // A damaged file (truncated gzip, say): sniff what could be read; the main pass reports it.
+      if (size === 0) throw e;
     }
     if (scratch.skipped) {
       this.diag.report({ severity: 'error', reason: 'encoding', file, line: 0, message: scratch.skipped });
@@ -349,7 +361,7 @@ export class FlowReader {
       rows.push(cells);
     }, delimiter);
     tok.push(head);
-    if (size < SNIFF_BYTES) tok.end();
+    if (complete) tok.end();
     if (rows.length === 0) {
       this.diag.report({ severity: 'error', reason: 'empty-file', file, line: 0, message: 'no records' });
       return null;
@@ -600,7 +612,8 @@ async function* decodedChunks(
   if (!first) return;
   source = first.rest;
   if (first.head.length >= 2 && first.head[0] === 0x1f && first.head[1] === 0x8b) {
-    source = Readable.from(source).pipe(createGunzip());
+    // pipeline() tears the whole chain down when the consumer stops early (sniffing) or fails.
+    source = pipeline(Readable.from(source), createGunzip(), () => {});
     summary.encoding = 'gzip+';
   }
   let decoder: TextDecoder | null = null;
