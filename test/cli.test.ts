@@ -57,7 +57,9 @@ describe('nadir CLI', () => {
       rep.perClass.map((c: { label: string }) => c.label),
       ['BENIGN', 'DDoS', 'PortScan'],
     );
-    const table = nadir('evaluate', '--model', model, '--data', data, '--quiet');
+    const svg = join(dir, 'roc.svg');
+    const table = nadir('evaluate', '--model', model, '--data', data, '--quiet', '--plot', svg);
+    assert.match(readFileSync(svg, 'utf8'), /^<svg[\s\S]*DDoS[\s\S]*PortScan[\s\S]*threshold/);
     assert.match(table.stdout, /AUROC/);
     assert.match(table.stdout, /DR@1%FPR/);
     assert.match(table.stdout, /PortScan/);

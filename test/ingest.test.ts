@@ -205,6 +205,26 @@ describe('bad input is counted, located, and the rest is used', () => {
   });
 });
 
+describe('damaged compressed files', () => {
+  it('keeps the rows read before a truncated .gz ends, and reports the read error', async () => {
+    const dir = tmp();
+    const lines = ['a,b,Label'];
+    for (let i = 0; i < 20000; i++) lines.push(`${i},${(i * 7919) % 10007},BENIGN`);
+    const gz = gzipSync(Buffer.from(`${lines.join('\n')}\n`));
+    const file = writeFile(dir, 'cut.csv.gz', gz.subarray(0, Math.floor(gz.length * 0.6)));
+    const r = await readAll([file]);
+    const f = r.reader.files[0];
+    assert.ok(f.used > 1000 && f.used < 20000, `${f.used} rows kept`);
+    assert.deepEqual(
+      r.rows.slice(0, 3).map((x) => x.features.a),
+      [0, 1, 2],
+    );
+    const err = r.problems.find((p) => p.reason === 'read');
+    assert.ok(err);
+    assert.match(err.message, /after record \d+ .*unexpected end of file/);
+  });
+});
+
 describe('generic CSV datasets', () => {
   it('takes --label, --benign, --drop and --categorical, and infers text columns as categories', async () => {
     const dir = tmp();

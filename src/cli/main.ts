@@ -2,7 +2,7 @@
  * The `nadir` command. Results go to stdout; progress, warnings and errors to stderr, so output
  * can be piped. Exit codes: 0 success, 1 nothing usable / failed job, 2 usage error, 70 internal.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Diagnostics, formatProblem, UserError } from '../core/diagnostics.js';
 import { NADIR_VERSION } from '../core/version.js';
@@ -13,6 +13,7 @@ import type { FileSummary, IngestOptions } from '../ingest/table.js';
 import { Model } from '../model/bundle.js';
 import { type DetectedFlow, detectFiles } from '../pipeline/detect-files.js';
 import { evaluate } from '../train/evaluate.js';
+import { renderEvaluationSvg } from '../train/plots.js';
 import { parseSplit } from '../train/split.js';
 import { train } from '../train/train.js';
 import {
@@ -248,6 +249,7 @@ Examples:
     .requiredOption('-d, --data <paths...>', 'labelled CSV files or directories')
     .option('--fpr <rates>', 'false-positive budgets for detection rates, comma-separated', list)
     .option('--include-training-rows', 'also score rows the model may have been trained on')
+    .option('--plot <file.svg>', 'also draw ROC curves per class and score distributions to an SVG file')
     .option('--json', 'print the report as JSON')
     .option('-q, --quiet', 'no progress bar or warnings');
   addIngestOptions(evalCmd);
@@ -259,7 +261,8 @@ given again (recognised by content), so train and evaluate can take the same --d
 
 Examples:
   nadir evaluate --model models/cic --data ../shared/datasets/cicids2017_improved_sampled
-  nadir evaluate --model models/cic --data tuesday.csv --json > report.json`,
+  nadir evaluate --model models/cic --data tuesday.csv --json > report.json
+  nadir evaluate --model models/cic --data tuesday.csv --plot roc.svg`,
   );
   evalCmd.action(async (o) => {
     const progress = Progress.forCli(o.quiet);
@@ -272,15 +275,20 @@ Examples:
         throw new UserError(`--fpr ${s}: use a rate between 0 and 1, e.g. 0.01 or 1%`, undefined, 2);
       return v;
     });
-    const { report, files } = await evaluate(model, {
+    const { report, files, plot } = await evaluate(model, {
       data: o.data,
       ingest: ingestOptions(o),
       includeTrainingRows: o.includeTrainingRows,
+      plot: Boolean(o.plot),
       fprs,
       diag,
       onProgress: (b, t) => progress.update(b, t),
     }).finally(() => progress.stop());
     printIngestSummary(diag, files, o.quiet);
+    if (plot) {
+      writeFileSync(o.plot, renderEvaluationSvg(plot));
+      if (!o.quiet) process.stderr.write(`plot written to ${o.plot}\n`);
+    }
     process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${renderEvaluation(report)}\n`);
   });
 

@@ -12,7 +12,8 @@ import { BENIGN, THREAT_TYPES } from '../core/labels.js';
 import { MissingColumnsError, missingText } from '../features/pipeline.js';
 import { type FileSummary, FlowReader, type IngestOptions } from '../ingest/table.js';
 import type { Model } from '../model/bundle.js';
-import { auroc, averagePrecision, countsAt, detectionAtFpr, precisionRecallF1 } from './metrics.js';
+import { auroc, averagePrecision, countsAt, detectionAtFpr, precisionRecallF1, rocCurve } from './metrics.js';
+import { histogram, type PlotData } from './plots.js';
 import { inTrainPart, quickFingerprint } from './split.js';
 
 export interface EvaluateOptions {
@@ -22,6 +23,8 @@ export interface EvaluateOptions {
   includeTrainingRows?: boolean;
   /** False-positive budgets for the detection-rate figures. */
   fprs?: number[];
+  /** Also return the data for the evaluation plot (ROC curves, score distributions). */
+  plot?: boolean;
   diag: Diagnostics;
   onProgress?: (bytes: number, total: number) => void;
 }
@@ -72,7 +75,7 @@ export interface EvaluationReport {
 export async function evaluate(
   model: Model,
   opts: EvaluateOptions,
-): Promise<{ report: EvaluationReport; files: FileSummary[] }> {
+): Promise<{ report: EvaluationReport; files: FileSummary[]; plot?: PlotData }> {
   const t0 = performance.now();
   const m = model.manifest;
   const diag = opts.diag;
@@ -235,7 +238,27 @@ export async function evaluate(
     confusion: { labels: order.map((o) => o.name), columns: ['normal', 'anomaly'], counts: confusion },
     seconds: Number(((performance.now() - t0) / 1000).toFixed(3)),
   };
-  return { report, files: reader.files };
+  if (!opts.plot) return { report, files: reader.files };
+  const roc: PlotData['roc'] = [{ name: 'all attacks', points: rocCurve(scores, positive) }];
+  for (const { name, id } of order) {
+    if (id === benignId || benignId < 0) continue;
+    const idx: number[] = [];
+    for (let i = 0; i < n; i++) if (classes[i] === id || classes[i] === benignId) idx.push(i);
+    roc.push({
+      name,
+      points: rocCurve(
+        idx.map((i) => scores[i]),
+        idx.map((i) => classes[i] === id),
+      ),
+    });
+  }
+  const plot: PlotData = {
+    title: `${m.id}: AUROC ${report.overall.auroc.toFixed(4)}`,
+    threshold: thr,
+    roc,
+    histogram: histogram(scores, (i) => positive[i], ['BENIGN', 'attack']),
+  };
+  return { report, files: reader.files, plot };
 }
 
 export function fprKey(f: number): string {

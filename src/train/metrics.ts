@@ -139,3 +139,37 @@ export function precisionRecallF1(c: BinaryCounts): {
   const fpr = c.fp + c.tn > 0 ? c.fp / (c.fp + c.tn) : Number.NaN;
   return { precision, recall, f1, fpr };
 }
+
+/**
+ * ROC curve points (fpr, tpr), thresholds at observed scores, thinned to at most `maxPoints`
+ * (always keeping the first and last point).
+ */
+export function rocCurve(
+  scores: ArrayLike<number>,
+  positive: ArrayLike<number | boolean>,
+  maxPoints = 400,
+): [number, number][] {
+  const idx = byScoreDesc(scores);
+  let nPos = 0;
+  for (let i = 0; i < scores.length; i++) if (positive[i]) nPos++;
+  const nNeg = scores.length - nPos;
+  if (nPos === 0 || nNeg === 0) return [];
+  const pts: [number, number][] = [[0, 0]];
+  let tp = 0;
+  let fp = 0;
+  let i = 0;
+  while (i < idx.length) {
+    const s = scores[idx[i]];
+    while (i < idx.length && scores[idx[i]] === s) {
+      if (positive[idx[i]]) tp++;
+      else fp++;
+      i++;
+    }
+    pts.push([fp / nNeg, tp / nPos]);
+  }
+  if (pts.length <= maxPoints) return pts;
+  const step = (pts.length - 1) / (maxPoints - 1);
+  const out: [number, number][] = [];
+  for (let k = 0; k < maxPoints; k++) out.push(pts[Math.round(k * step)]);
+  return out;
+}
