@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -35,7 +35,7 @@ describe('nadir CLI', () => {
     assert.match(t.stdout, /Examples:/);
   });
 
-  it('train → evaluate → detect on a labelled file', () => {
+  it('train → evaluate → detect on a labelled file', async () => {
     const dir = tmp();
     const data = flows(dir);
     const model = join(dir, 'model');
@@ -99,6 +99,28 @@ describe('nadir CLI', () => {
     assert.equal(ddos.srcIp, '6.6.6.6');
     assert.ok(ddos.contributions.length > 0 && ddos.contributions[0].share > 0);
     assert.ok(['duration', 'bytes', 'packets'].includes(ddos.contributions[0].feature));
+
+    // A reader that goes away early (`| head -1`) ends the command quietly, not with EPIPE.
+    const child = spawn(process.execPath, [
+      CLI,
+      'detect',
+      '--model',
+      model,
+      '--data',
+      data,
+      '--format',
+      'json',
+      '--all',
+      '-q',
+    ]);
+    let stderr = '';
+    child.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    child.stdout.once('data', () => child.stdout.destroy());
+    const code = await new Promise((res) => child.on('close', res));
+    assert.equal(code, 0, stderr);
+    assert.doesNotMatch(stderr, /EPIPE/);
 
     const dt = nadir('detect', '--model', model, '--data', data, '--top', '3', '--quiet');
     assert.match(dt.stdout, /6\.6\.6\.6/);

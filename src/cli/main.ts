@@ -380,6 +380,11 @@ Examples:
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `nadir detect … | head`: the reader went away; stop quietly instead of crashing on EPIPE.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -67,6 +67,12 @@ export interface Manifest {
   };
   /** Score statistics on the calibration rows. */
   calibration: { min: number; median: number; p99: number; max: number };
+  /**
+   * Mean explanation credit of each feature dimension over normal (calibration) rows. Explanations
+   * report what a row has beyond this baseline, so features that every row uses alike (random
+   * splits touch them all) do not crowd out the ones that set this row apart.
+   */
+  explainBaseline?: number[];
 }
 
 const DTYPES = {
@@ -122,10 +128,12 @@ export class Model {
     const inputs = this.pipeline.schema.inputs;
     const byInput = new Float64Array(inputs.length);
     const map = this.pipeline.schema.outputInput;
+    const base = this.manifest.explainBaseline;
     let total = 0;
     for (let j = 0; j < credit.length; j++) {
-      byInput[map[j]] += credit[j];
-      total += credit[j];
+      const c = base ? Math.max(0, credit[j] - base[j]) : credit[j];
+      byInput[map[j]] += c;
+      total += c;
     }
     const order = [...byInput.keys()].sort((a, b) => byInput[b] - byInput[a]).slice(0, k);
     return order

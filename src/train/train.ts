@@ -255,6 +255,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     },
   };
   manifest.training.seconds = Number(((performance.now() - t0) / 1000).toFixed(3));
+  // Explanation baseline: mean credit per feature dimension over (up to 1,000) calibration rows.
+  const nBase = Math.min(calRows.n, 1000);
+  const baseline = new Float64Array(pipeline.width);
+  for (let i = 0; i < nBase; i++) {
+    const c = detector.explain(cx, Math.floor((i * calRows.n) / nBase));
+    for (let j = 0; j < c.length; j++) baseline[j] += c[j] / nBase;
+  }
+  manifest.explainBaseline = Array.from(baseline, (v) => Number(v.toPrecision(6)));
   const model = new Model(manifest, detector, pipeline);
   if (opts.out) {
     opts.onPhase?.('saving');
