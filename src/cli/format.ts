@@ -143,13 +143,12 @@ export function renderDetectTable(top: DetectedFlow[], s: DetectSummary, shown: 
     ];
   });
   if (rows.length) {
-    lines.push(
-      table(
-        ['row', 'flow', 'proto', 'score', 'label', 'why (top features: observed, typical, share)'],
-        rows,
-        ['left', 'left', 'right', 'right', 'left', 'left'],
-      ),
-    );
+    const head = ['row', 'flow', 'proto', 'score', 'label', 'why (top features: observed, typical, share)'];
+    const align: ('left' | 'right')[] = ['left', 'left', 'right', 'right', 'left', 'left'];
+    // Leave out columns the data has nothing for (no addresses, no protocol, no labels).
+    const keep = head.map((_, c) => c === 0 || c === 3 || c === 5 || rows.some((r) => r[c] !== ''));
+    const pick = <T>(xs: T[]) => xs.filter((_, c) => keep[c]);
+    lines.push(table(pick(head), rows.map(pick), pick(align)));
     if (s.anomalies > shown)
       lines.push(
         `(${int(shown)} highest-scoring of ${int(s.anomalies)} anomalies shown; --top N for more, --format json|csv for all)`,
