@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { Diagnostics } from '../src/core/diagnostics.js';
+import { gzipSync } from 'node:zlib';
+import { Diagnostics, UserError } from '../src/core/diagnostics.js';
 import { FlowReader } from '../src/ingest/table.js';
 import { Model } from '../src/model/bundle.js';
-import { inTrainPart, parseSplit } from '../src/train/split.js';
+import { inTrainPart, parseSplit, quickFingerprint } from '../src/train/split.js';
 import { train } from '../src/train/train.js';
 import { tmp, writeFile } from './helpers.js';
 
@@ -81,6 +82,76 @@ describe('model bundle', () => {
     assert.throws(() => Model.load(dir), /not a model bundle/);
     writeFile(dir, 'manifest.json', '{"format":"other"}');
     assert.throws(() => Model.load(dir), /not a NADIR model/);
+  });
+
+  it('names what is missing in an incomplete bundle instead of failing with an internal error', async () => {
+    const dir = tmp();
+    const out = join(dir, 'm');
+    await train({ ...base, data: [dataset(dir)], out, diag: new Diagnostics() });
+    const manifest = readFileSync(join(out, 'manifest.json'), 'utf8');
+    const edit = (f: (m: Record<string, any>) => void) => {
+      const m = JSON.parse(manifest);
+      f(m);
+      writeFileSync(join(out, 'manifest.json'), JSON.stringify(m));
+    };
+    const damaged = (re: RegExp) =>
+      assert.throws(
+        () => Model.load(out),
+        (e: unknown) =>
+          e instanceof UserError && re.test(e.message) && /incomplete or damaged|corrupt/.test(e.message),
+      );
+    edit((m) => {
+      m.detector.kind = 'no-such-detector';
+    });
+    damaged(/unknown detector 'no-such-detector'/);
+    edit((m) => {
+      delete m.features;
+    });
+    damaged(/./);
+    edit((m) => {
+      delete m.threshold;
+    });
+    damaged(/threshold/);
+    edit(() => {});
+    assert.ok(Model.load(out));
+    rmSync(join(out, 'weights.bin'));
+    damaged(/weights\.bin/);
+  });
+
+  it('trains on data with only categorical columns', async () => {
+    const dir = tmp();
+    const lines = ['proto,service,Label'];
+    for (let i = 0; i < 400; i++)
+      lines.push(`${i % 2 ? 'tcp' : 'udp'},${['http', 'dns', 'ssh'][i % 3]},BENIGN`);
+    // A rare pair: isolation needs few splits, so it must score above every common row.
+    for (let i = 0; i < 3; i++) lines.push('icmp,telnet,BENIGN');
+    const data = writeFile(dir, 'cat.csv', `${lines.join('\n')}\n`);
+    const { model } = await train({
+      ...base,
+      split: { kind: 'none' },
+      data: [data],
+      diag: new Diagnostics(),
+      ingest: { categorical: ['proto', 'service'] },
+    });
+    assert.equal(model.pipeline.schema.inputs.length, 2);
+    const reader = new FlowReader([data], { categorical: ['proto', 'service'] }, new Diagnostics());
+    for await (const b of reader.batches()) {
+      const { scores } = model.score(b);
+      const rare = Math.min(...scores.subarray(b.n - 3));
+      assert.ok(
+        scores.subarray(0, b.n - 3).every((s) => s < rare),
+        'the rare protocol/service pair scores highest',
+      );
+    }
+  });
+
+  it('recognises its training file again when it comes back gzipped or copied', async () => {
+    const dir = tmp();
+    const data = dataset(dir);
+    const gz = writeFile(dir, 'copy.csv.gz', gzipSync(readFileSync(data)));
+    assert.equal(quickFingerprint(gz), quickFingerprint(data));
+    const other = writeFile(dir, 'other.csv', readFileSync(data, 'utf8').replace('100,', '101,'));
+    assert.notEqual(quickFingerprint(other), quickFingerprint(data));
   });
 });
 

@@ -158,6 +158,35 @@ describe('nadir CLI', () => {
     assert.equal(m.code, 0, m.stderr);
     assert.match(m.stderr, /mixed\.csv:862 column "duration" \(#5\): "oops" is not a number/);
 
+    // Usage mistakes are caught before any work, with exit code 2.
+    const usage = (args: string[], re: RegExp) => {
+      const u = nadir(...args);
+      assert.equal(u.code, 2, `${args.join(' ')}: ${u.stderr}`);
+      assert.match(u.stderr, re);
+    };
+    usage(
+      ['train', '--data', data, '--label', 'NOSUCH', '--out', join(dir, 'm4')],
+      /no such column[\s\S]*Label/,
+    );
+    usage(['train', '--data', data, '--seed', 'abc'], /--seed must be a non-negative integer/);
+    usage(['train', '--data', data, '--sample-size', '1'], /--sample-size must be an integer ≥ 2/);
+    usage(['train', '--data', data, '--out', data], /exists and is not a directory/);
+    usage(
+      ['evaluate', '--model', join(dir, 'm3'), '--data', data, '--plot', join(dir, 'no', 'x.svg')],
+      /does not exist/,
+    );
+    usage(
+      ['detect', '--model', join(dir, 'm3'), '--data', data, '--output', join(dir, 'no', 'x.csv')],
+      /does not exist/,
+    );
+
+    // A stray quote costs one row, not the rest of the file.
+    const quote = writeFile(dir, 'quote.csv', readFileSync(mixed, 'utf8').replace('\nf5,', '\n"f5,'));
+    const q = nadir('detect', '--model', join(dir, 'm3'), '--data', quote, '--format', 'csv', '--all');
+    assert.equal(q.code, 0, q.stderr);
+    assert.match(q.stderr, /quote\.csv:7 column "Flow ID" \(#1\): a quote opened in field 1 is never closed/);
+    assert.equal(q.stdout.trim().split('\n').length, 1 + 860 - 1, 'header plus every row but the broken one');
+
     // A model refuses data lacking its columns, naming them.
     const other = writeFile(dir, 'other.csv', 'x,y,Label\n1,2,BENIGN\n');
     const d = nadir('detect', '--model', join(dir, 'm3'), '--data', other);

@@ -4,6 +4,7 @@ import { Rng } from '../src/core/rng.js';
 import {
   CsvTokenizer,
   decodeText,
+  MAX_QUOTED_LINES,
   NUM_EMPTY,
   NUM_INVALID,
   NUM_OK,
@@ -56,6 +57,49 @@ describe('CSV tokenizer', () => {
       for (let i = 0; i < bytes.length; i += size) chunks.push(bytes.subarray(i, i + size));
       assert.deepEqual(tokenize(chunks), whole, `chunk size ${size}`);
     }
+  });
+
+  it('cuts a record with a stray unclosed quote at its line end and resumes on the next line', () => {
+    const lines = ['a,b', '1,"2', ...Array.from({ length: MAX_QUOTED_LINES + 5 }, (_, i) => `${i},x`)];
+    const bytes = Buffer.from(`${lines.join('\n')}\n`);
+    const seen: { line: number; n: number; stray: number }[] = [];
+    const t = new CsvTokenizer((v) => seen.push({ line: v.line, n: v.n, stray: v.unclosedQuote }));
+    // Fed in small chunks, so the quote stays open across many pushes.
+    for (let i = 0; i < bytes.length; i += 5) t.push(bytes.subarray(i, i + 5));
+    t.end();
+    assert.equal(seen.length, lines.length, 'every physical line is a record again');
+    assert.deepEqual(seen[1], { line: 2, n: 2, stray: 1 });
+    assert.ok(
+      seen.slice(2).every((r, i) => r.line === i + 3 && r.n === 2 && r.stray === -1),
+      'lines after the stray quote are read normally, with their own line numbers',
+    );
+    // A quote still open at the end of input: the same treatment.
+    const tail = tokenize([Buffer.from('a,b\n1,"2\n3,4\n')]);
+    assert.deepEqual(
+      tail.map((r) => r.fields),
+      [
+        ['a', 'b'],
+        ['1', '"2'],
+        ['3', '4'],
+      ],
+    );
+  });
+
+  it('reports a record longer than the limit once and goes on at the next line', () => {
+    const sizes: number[] = [];
+    const lines: number[] = [];
+    const t = new CsvTokenizer(
+      (v) => lines.push(v.line),
+      44,
+      (line) => sizes.push(line),
+    );
+    t.maxRecordBytes = 64;
+    t.push(Buffer.from('a,b\n'));
+    for (let i = 0; i < 10; i++) t.push(Buffer.from('9'.repeat(50)));
+    t.push(Buffer.from(',1\n3,4\n'));
+    t.end();
+    assert.deepEqual(sizes, [2]);
+    assert.deepEqual(lines, [1, 3]);
   });
 
   it('decodes invalid UTF-8 as Windows-1252 (the 0x96 en dash of CIC-IDS2017 labels)', () => {

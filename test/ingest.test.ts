@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -202,6 +203,54 @@ describe('bad input is counted, located, and the rest is used', () => {
     assert.ok(enc);
     assert.equal(enc.file, bin);
     assert.match(enc.message, /unknown encoding/);
+  });
+});
+
+describe('resources and edge cases', () => {
+  it('closes every file it opens, also after sniffing files larger than the sniff window', async () => {
+    if (!existsSync('/proc/self/fd')) return;
+    const dir = tmp();
+    const body = Array.from({ length: 120_000 }, (_, i) => `${i},${i % 97},BENIGN`).join('\n');
+    const files = Array.from({ length: 6 }, (_, k) => writeFile(dir, `big${k}.csv`, `a,b,Label\n${body}\n`));
+    const before = readdirSync('/proc/self/fd').length;
+    const r = await readAll(files);
+    assert.equal(r.rows.length, 6 * 120_000);
+    await new Promise((res) => setTimeout(res, 50));
+    const after = readdirSync('/proc/self/fd').length;
+    assert.ok(after <= before, `file descriptors: ${before} before, ${after} after`);
+  });
+
+  it('warns about a header-only file; keeps unlabelled rows when asked (detection)', async () => {
+    const dir = tmp();
+    const empty = writeFile(dir, 'header-only.csv', 'a,b,Label\n');
+    const r = await readAll([empty]);
+    assert.equal(r.rows.length, 0);
+    assert.ok(r.problems.some((p) => p.reason === 'no-rows' && p.file === empty));
+    const partly = writeFile(dir, 'partly.csv', 'a,b,Label\n1,2,BENIGN\n3,4,\n');
+    assert.equal((await readAll([partly])).rows.length, 1);
+    const kept = await readAll([partly], { keepUnlabelled: true });
+    assert.deepEqual(
+      kept.rows.map((x) => x.label),
+      ['BENIGN', ''],
+    );
+  });
+
+  it('a file the consumer gives up on stops being read and counts as not used', async () => {
+    const dir = tmp();
+    const body = Array.from({ length: 50_000 }, (_, i) => `${i},1,BENIGN`).join('\n');
+    const a = writeFile(dir, 'a.csv', `a,b,Label\n${body}\n`);
+    const b = writeFile(dir, 'b.csv', 'a,b,Label\n1,2,BENIGN\n');
+    const reader = new FlowReader([a, b], { batchSize: 1000 }, new Diagnostics());
+    const seen = [0, 0];
+    for await (const batch of reader.batches()) {
+      seen[batch.fileIndex] += batch.n;
+      if (batch.fileIndex === 0) reader.skipFile(0, 'missing columns');
+    }
+    assert.equal(seen[0], 1000, 'one batch, then the file is dropped');
+    assert.equal(seen[1], 1);
+    assert.equal(reader.files[0].used, 0);
+    assert.equal(reader.files[0].skipped, 'missing columns');
+    assert.equal(reader.files[1].used, 1);
   });
 });
 

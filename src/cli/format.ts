@@ -114,11 +114,13 @@ export function renderEvaluation(r: EvaluationReport): string {
   return lines.join('\n');
 }
 
-export function why(cs: Contribution[] | undefined, k = 3): string {
+/** Top contributions as text; `exact` keeps values unrounded (CSV output is for machines too). */
+export function why(cs: Contribution[] | undefined, k = 3, exact = false): string {
   if (!cs || cs.length === 0) return '';
+  const show = exact ? (v: number | string) => String(v) : compact;
   return cs
     .slice(0, k)
-    .map((c) => `${c.feature}=${compact(c.value)} (typ ${compact(c.typical)}, ${Math.round(c.share * 100)}%)`)
+    .map((c) => `${c.feature}=${show(c.value)} (typ ${show(c.typical)}, ${Math.round(c.share * 100)}%)`)
     .join('; ');
 }
 
@@ -214,7 +216,7 @@ export function csvRow(d: DetectedFlow): string {
     v.score.toPrecision(6),
     v.threshold.toPrecision(6),
     v.isAnomaly ? 1 : 0,
-    why(v.contributions, 5),
+    why(v.contributions, 5, true),
   ]
     .map(csvCell)
     .join(',');

@@ -2,14 +2,15 @@
  * The `nadir` command. Results go to stdout; progress, warnings and errors to stderr, so output
  * can be piped. Exit codes: 0 success, 1 nothing usable / failed job, 2 usage error, 70 internal.
  */
-import { createWriteStream, type WriteStream, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, statSync, type WriteStream, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Diagnostics, formatProblem, UserError } from '../core/diagnostics.js';
 import { NADIR_VERSION } from '../core/version.js';
 import { parseThresholdMethod } from '../detect/calibration.js';
 import { detectorKinds } from '../detect/detector.js';
 import type { FeatureOptions } from '../features/pipeline.js';
-import type { FileSummary, IngestOptions } from '../ingest/table.js';
+import type { FileSummary, FlowReader, IngestOptions } from '../ingest/table.js';
 import { Model } from '../model/bundle.js';
 import { type DetectedFlow, detectFiles } from '../pipeline/detect-files.js';
 import { evaluate } from '../train/evaluate.js';
@@ -46,6 +47,24 @@ function positiveInt(name: string) {
   };
 }
 
+function nonNegativeInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n))
+      throw new InvalidArgumentError(`${name} must be a non-negative integer`);
+    return n;
+  };
+}
+
+function intAtLeast(name: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min)
+      throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
+    return n;
+  };
+}
+
 function fraction(name: string) {
   return (v: string): number => {
     const n = Number(v);
@@ -66,7 +85,10 @@ interface CommonOpts {
 
 function ingestOptions(o: CommonOpts): IngestOptions {
   const out: IngestOptions = {};
-  if (o.label) out.label = o.label;
+  if (o.label) {
+    out.label = o.label;
+    out.labelRequired = true;
+  }
   if (o.benign?.length) out.benign = o.benign;
   if (o.drop?.length) out.drop = o.drop;
   if (o.keep?.length) out.keep = o.keep;
@@ -106,11 +128,12 @@ function cliDiagnostics(progress: Progress, quiet: boolean): Diagnostics {
   }, 10);
 }
 
-function printIngestSummary(diag: Diagnostics, files: FileSummary[], quiet: boolean): void {
+function printIngestSummary(diag: Diagnostics, files: FileSummary[], quiet: boolean, always = false): void {
   const problems = diag.count('error') + diag.count('warning');
   for (const line of diag.suppressedSummary())
     if (!line.includes("'empty-row'")) process.stderr.write(`  (${line})\n`);
-  if (quiet || (problems === 0 && files.every((f) => f.empty === 0))) return;
+  if (files.length === 0 || (!always && (quiet || (problems === 0 && files.every((f) => f.empty === 0)))))
+    return;
   process.stderr.write(
     `${table(
       ['file', 'records', 'used', 'rejected', 'empty', 'label'],
@@ -125,6 +148,40 @@ function printIngestSummary(diag: Diagnostics, files: FileSummary[], quiet: bool
       ['left', 'right', 'right', 'right', 'right', 'left'],
     )}\n`,
   );
+}
+
+/** Fails early (exit 2), before any work, when `path` cannot be written as a file. */
+function checkOutputFile(flag: string, path: string): void {
+  const dir = dirname(resolve(path));
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new UserError(`${flag} ${path}: directory ${dir} does not exist`, 'create it first', 2);
+  if (existsSync(path) && statSync(path).isDirectory())
+    throw new UserError(`${flag} ${path}: is a directory; give a file name`, undefined, 2);
+}
+
+/** Fails early (exit 2) when `path` exists and is not a directory. */
+function checkOutputDir(flag: string, path: string): void {
+  if (existsSync(path) && !statSync(path).isDirectory())
+    throw new UserError(
+      `${flag} ${path}: exists and is not a directory`,
+      'choose a directory for the bundle',
+      2,
+    );
+}
+
+/** Awaits a job; when it fails, still prints the per-file figures so the user sees what was read. */
+async function withFileSummary<T>(
+  diag: Diagnostics,
+  quiet: boolean,
+  failed: { reader?: FlowReader },
+  job: Promise<T>,
+): Promise<T> {
+  try {
+    return await job;
+  } catch (e) {
+    if (failed.reader) printIngestSummary(diag, failed.reader.files, quiet, true);
+    throw e;
+  }
 }
 
 export function buildProgram(): Command {
@@ -154,12 +211,7 @@ export function buildProgram(): Command {
       'share of rows in the training part; the rest is left for `nadir evaluate`',
       '0.8',
     )
-    .option(
-      '--seed <n>',
-      'seed for the split, sub-sampling and the detector',
-      (v) => Number.parseInt(v, 10),
-      42,
-    )
+    .option('--seed <n>', 'seed for the split, sub-sampling and the detector', nonNegativeInt('--seed'), 42)
     .option('--threshold <method>', 'threshold calibration: p99, p99.5, fpr:0.01, mad or mad:K', 'p99')
     .option(
       '--calibration-fraction <f>',
@@ -174,7 +226,7 @@ export function buildProgram(): Command {
       200_000,
     )
     .option('--trees <n>', 'iforest: number of trees', positiveInt('--trees'), 100)
-    .option('--sample-size <n>', 'iforest: rows per tree (ψ)', positiveInt('--sample-size'), 256)
+    .option('--sample-size <n>', 'iforest: rows per tree (ψ)', intAtLeast('--sample-size', 2), 256)
     .addOption(
       new Option('--transform <mode>', 'heavy-tail transform of numeric columns')
         .choices(['auto', 'log', 'none'])
@@ -207,6 +259,7 @@ Examples:
     const progress = Progress.forCli(o.quiet);
     const diag = cliDiagnostics(progress, o.quiet);
     parseThresholdMethod(o.threshold);
+    checkOutputDir('--out', o.out);
     let split: ReturnType<typeof parseSplit>;
     try {
       split = parseSplit(o.split, o.seed);
@@ -218,22 +271,31 @@ Examples:
       scaling: o.scaling,
       encoding: o.encoding,
     };
-    const { model, reader } = await train({
-      data: o.data,
-      detector: o.detector,
-      detectorParams: { trees: o.trees, sampleSize: o.sampleSize },
-      split,
-      threshold: o.threshold,
-      calibrationFraction: o.calibrationFraction,
-      maxRows: o.maxRows,
-      seed: o.seed,
-      ingest: ingestOptions(o),
-      features,
-      out: o.out,
+    const failed: { reader?: FlowReader } = {};
+    const { model, reader } = await withFileSummary(
       diag,
-      onProgress: (b, t) => progress.update(b, t),
-      onPhase: (p) => progress.setPhase(p),
-    }).finally(() => progress.stop());
+      o.quiet,
+      failed,
+      train({
+        data: o.data,
+        detector: o.detector,
+        detectorParams: { trees: o.trees, sampleSize: o.sampleSize },
+        split,
+        threshold: o.threshold,
+        calibrationFraction: o.calibrationFraction,
+        maxRows: o.maxRows,
+        seed: o.seed,
+        ingest: ingestOptions(o),
+        features,
+        out: o.out,
+        diag,
+        onProgress: (b, t) => progress.update(b, t),
+        onPhase: (p) => progress.setPhase(p),
+        onReader: (r) => {
+          failed.reader = r;
+        },
+      }).finally(() => progress.stop()),
+    );
     printIngestSummary(diag, reader.files, o.quiet);
     process.stdout.write(
       o.json ? `${JSON.stringify(model.manifest, null, 2)}\n` : `${renderTrain(model, o.out)}\n`,
@@ -267,6 +329,7 @@ Examples:
   evalCmd.action(async (o) => {
     const progress = Progress.forCli(o.quiet);
     const diag = cliDiagnostics(progress, o.quiet);
+    if (o.plot) checkOutputFile('--plot', o.plot);
     const model = Model.load(o.model);
     progress.setPhase('evaluating');
     const fprs = o.fpr?.map((s: string) => {
@@ -275,15 +338,24 @@ Examples:
         throw new UserError(`--fpr ${s}: use a rate between 0 and 1, e.g. 0.01 or 1%`, undefined, 2);
       return v;
     });
-    const { report, files, plot } = await evaluate(model, {
-      data: o.data,
-      ingest: ingestOptions(o),
-      includeTrainingRows: o.includeTrainingRows,
-      plot: Boolean(o.plot),
-      fprs,
+    const failed: { reader?: FlowReader } = {};
+    const { report, files, plot } = await withFileSummary(
       diag,
-      onProgress: (b, t) => progress.update(b, t),
-    }).finally(() => progress.stop());
+      o.quiet,
+      failed,
+      evaluate(model, {
+        data: o.data,
+        ingest: ingestOptions(o),
+        includeTrainingRows: o.includeTrainingRows,
+        plot: Boolean(o.plot),
+        fprs,
+        diag,
+        onProgress: (b, t) => progress.update(b, t),
+        onReader: (r) => {
+          failed.reader = r;
+        },
+      }).finally(() => progress.stop()),
+    );
     printIngestSummary(diag, files, o.quiet);
     if (plot) {
       writeFileSync(o.plot, renderEvaluationSvg(plot));
@@ -322,9 +394,14 @@ Examples:
   detectCmd.action(async (o) => {
     const progress = Progress.forCli(o.quiet);
     const diag = cliDiagnostics(progress, o.quiet);
+    if (o.output) checkOutputFile('--output', o.output);
     const model = Model.load(o.model);
     progress.setPhase('detecting');
     const out: WriteStream | NodeJS.WriteStream = o.output ? createWriteStream(o.output) : process.stdout;
+    let writeError: Error | null = null;
+    out.on('error', (e: Error) => {
+      writeError ??= e;
+    });
     const top: DetectedFlow[] = [];
     const keepTop = (d: DetectedFlow) => {
       top.push(d);
@@ -373,7 +450,11 @@ Examples:
     if (o.output)
       await new Promise<void>((res, rej) =>
         (out as WriteStream).end((e?: Error | null) => (e ? rej(e) : res())),
-      );
+      ).catch((e: Error) => {
+        writeError ??= e;
+      });
+    if (writeError)
+      throw new UserError(`--output ${o.output}: cannot write (${(writeError as Error).message})`);
   });
 
   return program;

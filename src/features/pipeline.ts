@@ -257,7 +257,11 @@ export class FeaturePipeline {
       if (spec.kind === 'numeric') {
         const c = spec.center;
         const inv = 1 / spec.scale;
-        for (let i = 0; i < n; i++) x[i * w + o] = (applyNumeric(spec, rows.numeric[i * k + s]) - c) * inv;
+        for (let i = 0; i < n; i++) {
+          const v = (applyNumeric(spec, rows.numeric[i * k + s]) - c) * inv;
+          // Beyond float32 range a value would become ±Infinity; clamp so scores stay finite.
+          x[i * w + o] = v > F32_MAX ? F32_MAX : v < -F32_MAX ? -F32_MAX : v;
+        }
       } else {
         const idx = this.catIndex[f]!;
         const vals = rows.strings[s];
@@ -291,6 +295,9 @@ export class FeaturePipeline {
     return spec.kind === 'numeric' ? spec.median : spec.mode;
   }
 }
+
+/** Largest finite float32. */
+const F32_MAX = 3.4028234663852886e38;
 
 /** Fill non-finite values, then transform (no scaling). */
 export function applyNumeric(f: NumericFeature, v: number): number {

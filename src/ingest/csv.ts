@@ -26,10 +26,21 @@ export interface CsvRecordView {
   end: number;
   /** False for a last record that had no line terminator. */
   terminated: boolean;
+  /**
+   * Index of a field whose opening quote is never closed (within `MAX_QUOTED_LINES` lines or
+   * before the end of input), else -1. Such a record ends at its first line break and reading
+   * resumes on the next line, so one stray quote cannot swallow the rest of a file.
+   */
+  unclosedQuote: number;
 }
+
+/** Line breaks a quoted field may span before its quote is taken to be stray. */
+export const MAX_QUOTED_LINES = 64;
 
 export class CsvTokenizer {
   private carry: Buffer | null = null;
+  /** True while discarding the rest of an oversize record up to its line break. */
+  private skipping = false;
   private line = 1;
   private cap = 128;
   private readonly view: CsvRecordView;
@@ -51,6 +62,7 @@ export class CsvTokenizer {
       start: 0,
       end: 0,
       terminated: true,
+      unclosedQuote: -1,
     };
   }
 
@@ -58,15 +70,23 @@ export class CsvTokenizer {
     const buf = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
     this.carry = null;
     let pos = 0;
+    if (this.skipping) {
+      const nl = buf.indexOf(LF);
+      if (nl < 0) return;
+      this.skipping = false;
+      this.line++;
+      pos = nl + 1;
+    }
     while (pos < buf.length) {
       const next = this.parseRecord(buf, pos, false);
       if (next < 0) {
         if (buf.length - pos > this.maxRecordBytes) {
           // Skip to the next newline: the record can never complete within limits.
           const nl = buf.indexOf(LF, pos);
-          this.onOversize(this.line, buf.length - pos);
+          this.onOversize(this.line, this.maxRecordBytes);
           if (nl < 0) {
-            this.carry = null;
+            // The line goes on in later chunks: drop bytes until its end, reporting it once.
+            this.skipping = true;
             return;
           }
           this.line += countLf(buf, pos, nl + 1);
@@ -81,10 +101,14 @@ export class CsvTokenizer {
   }
 
   end(): void {
-    if (this.carry && this.carry.length > 0) {
-      const buf = this.carry;
-      this.carry = null;
-      this.parseRecord(buf, 0, true);
+    this.skipping = false;
+    let buf = this.carry;
+    this.carry = null;
+    let pos = 0;
+    // A stray quote at the end resumes parsing at the next line, so several records may remain.
+    while (buf && pos < buf.length) {
+      pos = this.parseRecord(buf, pos, true);
+      if (pos < 0) buf = null;
     }
   }
 
@@ -97,6 +121,7 @@ export class CsvTokenizer {
     let quoted = 0;
     let inQuote = false;
     let innerLines = 0;
+    let firstInnerLf = -1;
     let i = pos;
     for (; i < len; i++) {
       const c = buf[i];
@@ -105,7 +130,10 @@ export class CsvTokenizer {
           if (i + 1 < len && buf[i + 1] === QUOTE) i++;
           else if (i + 1 >= len && !final) return -1;
           else inQuote = false;
-        } else if (c === LF) innerLines++;
+        } else if (c === LF) {
+          if (innerLines === 0) firstInnerLf = i;
+          if (++innerLines > MAX_QUOTED_LINES) return this.stray(buf, pos, nf, fieldStart, firstInnerLf);
+        }
         continue;
       }
       if (c === d) {
@@ -120,6 +148,7 @@ export class CsvTokenizer {
       }
     }
     if (i >= len && !final) return -1;
+    if (inQuote && firstInnerLf >= 0) return this.stray(buf, pos, nf, fieldStart, firstInnerLf);
     let end = i;
     if (end > pos && buf[end - 1] === CR) end--;
     nf = this.field(nf, fieldStart, Math.max(fieldStart, end), quoted);
@@ -130,9 +159,28 @@ export class CsvTokenizer {
     v.start = pos;
     v.end = end;
     v.terminated = i < len;
+    v.unclosedQuote = inQuote ? nf - 1 : -1;
     this.line += 1 + innerLines;
     this.onRecord(v);
     return i + 1;
+  }
+
+  /** Emits a record whose quote in field `nf` never closes, cut at its first line break `lf`. */
+  private stray(buf: Buffer, pos: number, nf: number, fieldStart: number, lf: number): number {
+    let end = lf;
+    if (end > pos && buf[end - 1] === CR) end--;
+    const n = this.field(nf, fieldStart, Math.max(fieldStart, end), 1);
+    const v = this.view;
+    v.buf = buf;
+    v.n = n;
+    v.line = this.line;
+    v.start = pos;
+    v.end = end;
+    v.terminated = true;
+    v.unclosedQuote = nf;
+    this.line++;
+    this.onRecord(v);
+    return lf + 1;
   }
 
   private field(nf: number, s: number, e: number, quoted: number): number {

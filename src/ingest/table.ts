@@ -39,6 +39,8 @@ import {
 export interface IngestOptions {
   /** Label column; default: the first of Label, label, class, attack_cat, ... present. */
   label?: string;
+  /** The user named `label` on the command line: a file without that column is a usage error. */
+  labelRequired?: boolean;
   /** Raw label values meaning normal traffic (default: BENIGN, normal, 0, ...). */
   benign?: string[];
   /** Columns never used as features. */
@@ -53,6 +55,8 @@ export interface IngestOptions {
   kinds?: Record<string, 'numeric' | 'categorical'>;
   /** Decode identifier columns as text (for output). Off for training, which never needs them. */
   withIds?: boolean;
+  /** Keep rows whose label cell is empty (label ''), instead of rejecting them. For detection. */
+  keepUnlabelled?: boolean;
   /** Seed mixed into row hashes (train/test split). */
   seed?: number;
   batchSize?: number;
@@ -77,7 +81,7 @@ export interface FileSummary {
 
 const SNIFF_BYTES = 1 << 20;
 const SAMPLE_ROWS = 1000;
-const CSV_EXT = /\.(csv|tsv|txt)(\.gz)?$/i;
+const CSV_EXT = /\.(csv|tsv)(\.gz)?$/i;
 
 /** Expands directories to the CSV files inside (sorted); checks that every path exists. */
 export function expandPaths(paths: string[]): string[] {
@@ -111,6 +115,8 @@ export class FlowReader {
   readonly totalBytes: number;
   private readonly labels: LabelPolicy;
   private readonly batchSize: number;
+  /** Files a consumer gave up on (columns a model needs are missing): reading them stops. */
+  private readonly given = new Set<number>();
 
   constructor(
     paths: string[],
@@ -122,6 +128,19 @@ export class FlowReader {
     this.totalBytes = this.paths.reduce((s, p) => s + statSync(p).size, 0);
     this.labels = new LabelPolicy(opts.benign);
     this.batchSize = opts.batchSize ?? 8192;
+  }
+
+  /**
+   * Stops reading file `fileIndex` (the consumer cannot use it) and records why in its summary;
+   * its rows count as not used.
+   */
+  skipFile(fileIndex: number, reason: string): void {
+    this.given.add(fileIndex);
+    const f = this.files[fileIndex];
+    if (f) {
+      f.skipped = reason;
+      f.used = 0;
+    }
   }
 
   async *batches(): AsyncGenerator<FlowBatch> {
@@ -155,6 +174,14 @@ export class FlowReader {
           message: `cannot read ${where}: ${msg}`,
         });
       }
+      if (summary.records === 0 && !summary.skipped)
+        this.diag.report({
+          severity: 'warning',
+          reason: 'no-rows',
+          file,
+          line: 0,
+          message: 'the file has a header but no data rows',
+        });
       done += summary.bytes;
       this.onProgress(done);
     }
@@ -174,6 +201,14 @@ export class FlowReader {
     summary.encoding = sniffed.encoding;
     const plan = this.plan(file, sniffed);
     summary.labelColumn = plan.labelName;
+    if (plan.labelPos < 0 && this.opts.label && this.opts.labelRequired) {
+      const cols = sniffed.header.map((h) => h.trim()).filter(Boolean);
+      throw new UserError(
+        `--label ${this.opts.label}: ${basename(file)} has no such column`,
+        `its columns are: ${cols.slice(0, 30).join(', ')}${cols.length > 30 ? ', …' : ''}`,
+        2,
+      );
+    }
     if (plan.labelPos < 0) {
       const looked = this.opts.label ? `'${this.opts.label}'` : LABEL_CANDIDATES.join(', ');
       this.diag.report({
@@ -237,6 +272,15 @@ export class FlowReader {
         });
         return;
       }
+      if (v.unclosedQuote >= 0) {
+        reject(
+          v,
+          'unclosed-quote',
+          `a quote opened in field ${v.unclosedQuote + 1} is never closed; row skipped, reading resumes on the next line`,
+          v.unclosedQuote < nCols ? v.unclosedQuote : undefined,
+        );
+        return;
+      }
       if (v.n !== nCols) {
         if (!v.terminated)
           reject(
@@ -261,7 +305,7 @@ export class FlowReader {
       if (withLabel) {
         const lp = plan.labelPos;
         const raw = decodeText(buf, v.starts[lp], v.ends[lp], v.quoted[lp]).trim();
-        if (raw === '') {
+        if (raw === '' && !this.opts.keepUnlabelled) {
           reject(v, 'empty-label', 'label cell is empty; row skipped', lp);
           return;
         }
@@ -276,7 +320,7 @@ export class FlowReader {
             message: `not valid UTF-8; decoded as Windows-1252: ${JSON.stringify(raw)}`,
           });
         batch.rawLabels![row] = raw;
-        batch.labels![row] = labels.canonical(raw);
+        batch.labels![row] = raw === '' ? '' : labels.canonical(raw);
       }
       for (let s = 0; s < stringSlots; s++) {
         const pos = plan.stringPos[s];
@@ -296,19 +340,22 @@ export class FlowReader {
         reason: 'oversize',
         file,
         line,
-        message: `record longer than ${bytes} bytes (unclosed quote or binary data?); skipped to next line`,
+        message: `record longer than ${bytes} bytes (binary data or a runaway field?); skipped to the next line`,
       });
     });
     try {
       for await (const chunk of decodedChunks(file, summary, progress)) {
         tok.push(chunk);
-        if (ready.length) yield* ready.splice(0);
+        while (ready.length && !this.given.has(fileIndex)) yield ready.shift()!;
+        if (this.given.has(fileIndex)) return;
       }
       tok.end();
     } finally {
       // Rows read before a read error (a truncated .gz, an I/O error) are still delivered.
-      flush();
-      if (ready.length) yield* ready.splice(0);
+      if (!this.given.has(fileIndex)) {
+        flush();
+        while (ready.length && !this.given.has(fileIndex)) yield ready.shift()!;
+      }
     }
   }
 
@@ -650,11 +697,16 @@ async function peekFirst(
   if (r.done) return null;
   const head = r.value;
   async function* rest(): AsyncGenerator<Buffer> {
-    yield head;
-    for (;;) {
-      const n = await it.next();
-      if (n.done) return;
-      yield n.value;
+    try {
+      yield head;
+      for (;;) {
+        const n = await it.next();
+        if (n.done) return;
+        yield n.value;
+      }
+    } finally {
+      // A consumer that stops early (sniffing) must close the file, or handles leak.
+      await it.return?.();
     }
   }
   return { head, rest: rest() };

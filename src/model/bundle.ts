@@ -111,6 +111,19 @@ export class Model {
     return this.manifest.id;
   }
 
+  /** Throws when a loaded manifest lacks what scoring needs (a hand-edited or truncated file). */
+  checkComplete(): void {
+    const m = this.manifest;
+    if (typeof m.id !== 'string') throw new Error('manifest has no id');
+    if (typeof m.threshold?.value !== 'number') throw new Error('manifest has no threshold value');
+    if (!(this.pipeline.width > 0)) throw new Error('manifest has no feature pipeline');
+    if (m.explainBaseline && m.explainBaseline.length !== this.pipeline.width)
+      throw new Error('explanation baseline does not match the feature pipeline');
+    const cols = this.detector.params().cols;
+    if (typeof cols === 'number' && cols !== this.pipeline.width)
+      throw new Error(`detector expects ${cols} features, the pipeline makes ${this.pipeline.width}`);
+  }
+
   get threshold(): number {
     return this.manifest.threshold.value;
   }
@@ -206,25 +219,35 @@ export class Model {
         `${mpath}: model format ${m.formatVersion} is newer than this NADIR understands (${MODEL_FORMAT_VERSION})`,
         'upgrade NADIR',
       );
-    const w = m.detector.weights;
-    const blob = readFileSync(join(dir, w.file));
-    const digest = createHash('sha256').update(blob).digest('hex');
-    if (digest !== w.sha256)
-      throw new UserError(`${join(dir, w.file)}: checksum mismatch; the bundle is corrupt`);
-    const weights: Record<string, WeightArray> = {};
-    for (const e of w.arrays) {
-      const Ctor = DTYPES[e.dtype];
-      if (!Ctor) throw new UserError(`${mpath}: unknown weight dtype ${e.dtype}`);
-      const end = e.offset + e.length * Ctor.BYTES_PER_ELEMENT;
-      if (e.offset < 0 || end > blob.length)
-        throw new UserError(`${mpath}: weight '${e.name}' lies outside weights.bin`);
-      // Copy into an aligned buffer of its own.
-      const copy = new Uint8Array(end - e.offset);
-      copy.set(blob.subarray(e.offset, end));
-      weights[e.name] = new Ctor(copy.buffer);
+    try {
+      const w = m.detector.weights;
+      const blob = readFileSync(join(dir, w.file));
+      const digest = createHash('sha256').update(blob).digest('hex');
+      if (digest !== w.sha256)
+        throw new UserError(`${join(dir, w.file)}: checksum mismatch; the bundle is corrupt`);
+      const weights: Record<string, WeightArray> = {};
+      for (const e of w.arrays) {
+        const Ctor = DTYPES[e.dtype];
+        if (!Ctor) throw new UserError(`${mpath}: unknown weight dtype ${e.dtype}`);
+        const end = e.offset + e.length * Ctor.BYTES_PER_ELEMENT;
+        if (e.offset < 0 || end > blob.length)
+          throw new UserError(`${mpath}: weight '${e.name}' lies outside weights.bin`);
+        // Copy into an aligned buffer of its own.
+        const copy = new Uint8Array(end - e.offset);
+        copy.set(blob.subarray(e.offset, end));
+        weights[e.name] = new Ctor(copy.buffer);
+      }
+      const detector = detectorFactory(m.detector.kind).restore(m.detector.params, weights);
+      const model = new Model(m, detector);
+      model.checkComplete();
+      return model;
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      throw new UserError(
+        `${dir}: the model bundle is incomplete or damaged (${(e as Error).message})`,
+        'train it again with `nadir train --out DIR`',
+      );
     }
-    const detector = detectorFactory(m.detector.kind).restore(m.detector.params, weights);
-    return new Model(m, detector);
   }
 }
 

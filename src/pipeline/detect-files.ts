@@ -15,6 +15,8 @@ export interface DetectedFlow {
 
 export interface DetectOptions {
   data: string[];
+  /** Called with the reader once it exists (to report per-file figures even when the job fails). */
+  onReader?: (r: FlowReader) => void;
   ingest?: Partial<IngestOptions>;
   /** Explain every row, not only anomalies. */
   explainAll?: boolean;
@@ -40,8 +42,16 @@ export async function detectFiles(model: Model, opts: DetectOptions): Promise<De
   const t0 = performance.now();
   const kinds: Record<string, 'numeric' | 'categorical'> = {};
   for (const f of model.manifest.features.inputs) kinds[f.name] = f.kind;
-  const ingest: IngestOptions = { ...model.manifest.ingest, ...opts.ingest, kinds, withIds: true, seed: 0 };
+  const ingest: IngestOptions = {
+    ...model.manifest.ingest,
+    ...opts.ingest,
+    kinds,
+    withIds: true,
+    keepUnlabelled: true,
+    seed: 0,
+  };
   const reader = new FlowReader(opts.data, ingest, opts.diag, (b) => opts.onProgress?.(b, reader.totalBytes));
+  opts.onReader?.(reader);
   const k = opts.topFeatures ?? 5;
   const summary: DetectSummary = { rows: 0, anomalies: 0, byLabel: {}, files: reader.files, seconds: 0 };
   const unusable = new Set<string>();
@@ -53,6 +63,7 @@ export async function detectFiles(model: Model, opts: DetectOptions): Promise<De
     } catch (e) {
       if (!(e instanceof MissingColumnsError)) throw e;
       unusable.add(batch.plan.key);
+      reader.skipFile(batch.fileIndex, 'missing columns');
       opts.diag.report({
         severity: 'error',
         reason: 'columns',
@@ -68,7 +79,7 @@ export async function detectFiles(model: Model, opts: DetectOptions): Promise<De
       const anomalous = s > thr;
       summary.rows++;
       if (anomalous) summary.anomalies++;
-      if (batch.labels) {
+      if (batch.labels && batch.labels[i] !== '') {
         const l = batch.labels[i];
         const e = summary.byLabel[l] ?? { rows: 0, anomalies: 0 };
         e.rows++;

@@ -18,6 +18,8 @@ import { inTrainPart, quickFingerprint } from './split.js';
 
 export interface EvaluateOptions {
   data: string[];
+  /** Called with the reader once it exists (to report per-file figures even when the job fails). */
+  onReader?: (r: FlowReader) => void;
   ingest?: Partial<IngestOptions>;
   /** Evaluate every row, even rows the model may have trained on. */
   includeTrainingRows?: boolean;
@@ -84,6 +86,7 @@ export async function evaluate(
   for (const f of m.features.inputs) kinds[f.name] = f.kind;
   const ingest: IngestOptions = { ...m.ingest, ...opts.ingest, kinds, withIds: false, seed: 0 };
   const reader = new FlowReader(opts.data, ingest, diag, (b) => opts.onProgress?.(b, reader.totalBytes));
+  opts.onReader?.(reader);
   const trainedOn = new Set(m.training.files.map((f) => f.fingerprint));
   const heldOutFiles = reader.paths.map(
     (p) => !opts.includeTrainingRows && trainedOn.has(quickFingerprint(p)),
@@ -108,6 +111,7 @@ export async function evaluate(
     } catch (e) {
       if (!(e instanceof MissingColumnsError)) throw e;
       unusable.add(batch.plan.key);
+      reader.skipFile(batch.fileIndex, 'missing columns');
       diag.report({
         severity: 'error',
         reason: 'columns',
@@ -202,7 +206,7 @@ export async function evaluate(
       const t = overallDr[fprKey(f)].threshold;
       let hit = 0;
       for (let i = 0; i < n; i++) if (classes[i] === id && scores[i] >= t) hit++;
-      dr[fprKey(f)] = rows > 0 ? hit / rows : Number.NaN;
+      dr[fprKey(f)] = rows > 0 && !Number.isNaN(t) ? hit / rows : Number.NaN;
     }
     let classAuroc = Number.NaN;
     if (id !== benignId && benignId >= 0) {

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { constants, gunzipSync } from 'node:zlib';
 import { rehash, unitInterval } from '../core/hash.js';
 import type { SplitSpec } from '../model/bundle.js';
 
@@ -31,22 +32,32 @@ export function parseSplit(spec: string, seed: number): SplitSpec {
   throw new Error(`bad --split '${spec}': use a ratio such as 0.8 (or 80%), or 'none' to train on every row`);
 }
 
-/** Size plus SHA-256 of the first and last MiB: enough to recognise a file without reading it all. */
+/** Decoded bytes that identify a file. */
+const FINGERPRINT_BYTES = 256 * 1024;
+
+/**
+ * SHA-256 of the first 256 KiB of a file's *content* (gunzipped when compressed), so a training
+ * file is recognised again when it comes back gzipped or copied. Files that share their first
+ * 256 KiB are taken for the same file; that is safe, because evaluate then only drops the rows
+ * whose own hash put them in the training part.
+ */
 export function quickFingerprint(path: string): string {
   const fd = openSync(path, 'r');
+  let head: Buffer;
   try {
-    const size = fstatSync(fd).size;
-    const h = createHash('sha256');
-    h.update(String(size));
-    const chunk = Buffer.alloc(Math.min(size, 1 << 20));
-    readSync(fd, chunk, 0, chunk.length, 0);
-    h.update(chunk);
-    if (size > chunk.length) {
-      readSync(fd, chunk, 0, chunk.length, size - chunk.length);
-      h.update(chunk);
-    }
-    return `${size}:${h.digest('hex').slice(0, 32)}`;
+    const raw = Buffer.alloc(Math.min(fstatSync(fd).size, 2 * FINGERPRINT_BYTES));
+    head = raw.subarray(0, readSync(fd, raw, 0, raw.length, 0));
   } finally {
     closeSync(fd);
   }
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
+    try {
+      // A prefix of a gzip stream: inflate what is there without demanding the end.
+      head = gunzipSync(head, { finishFlush: constants.Z_SYNC_FLUSH, maxOutputLength: 64 << 20 });
+    } catch {
+      // Not inflatable (damaged, or a decompression bomb): recognise it by its raw bytes.
+    }
+  }
+  const h = createHash('sha256').update(head.subarray(0, FINGERPRINT_BYTES));
+  return `c:${h.digest('hex').slice(0, 32)}`;
 }

@@ -42,6 +42,8 @@ export interface TrainOptions {
   diag: Diagnostics;
   onProgress?: (bytes: number, total: number) => void;
   onPhase?: (phase: string) => void;
+  /** Called with the reader once it exists (to report per-file figures even when the job fails). */
+  onReader?: (r: FlowReader) => void;
 }
 
 export interface TrainResult {
@@ -74,11 +76,12 @@ class Reservoir {
   slot(): number {
     this.seen++;
     if (this.n < this.cap) {
-      if (this.n * this.k >= this.numeric.length) {
-        const bigger = new Float64Array(Math.min(this.cap, this.n * 2) * this.k);
+      if (this.n >= this.calib.length) {
+        const rows = Math.min(this.cap, this.n * 2);
+        const bigger = new Float64Array(rows * this.k);
         bigger.set(this.numeric);
         this.numeric = bigger;
-        const c = new Uint8Array(Math.min(this.cap, this.n * 2));
+        const c = new Uint8Array(rows);
         c.set(this.calib);
         this.calib = c;
       }
@@ -113,6 +116,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const diag = opts.diag;
   const ingest: IngestOptions = { ...opts.ingest, withIds: false, seed: 0 };
   const reader = new FlowReader(opts.data, ingest, diag, (b) => opts.onProgress?.(b, reader.totalBytes));
+  opts.onReader?.(reader);
   const fingerprints = reader.paths.map(quickFingerprint);
   const rng = new Rng(opts.seed);
   let reservoir: Reservoir | null = null;
@@ -151,7 +155,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       maps.set(batch.plan.key, map);
     }
-    if (!map) continue;
+    if (!map) {
+      reader.skipFile(batch.fileIndex, 'missing columns');
+      continue;
+    }
     const k = reservoir.layout.numericNames.length;
     const bk = batch.plan.numericNames.length;
     for (let i = 0; i < batch.n; i++) {
@@ -179,7 +186,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     throw new UserError(
       reservoir
         ? `no benign rows to train on; labels seen: ${seen || 'none'}`
-        : 'no usable rows in the data (see the errors above)',
+        : 'no usable rows in the data (see the messages above)',
       reservoir && nonBenignSeen > 0
         ? 'if normal traffic is labelled differently, name it with --benign VALUE'
         : 'check the files given to --data',
