@@ -65,6 +65,30 @@ function intAtLeast(name: string, min: number) {
   };
 }
 
+function positiveNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!(n > 0 && Number.isFinite(n))) throw new InvalidArgumentError(`${name} must be a positive number`);
+    return n;
+  };
+}
+
+function nonNegativeNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!(n >= 0 && Number.isFinite(n))) throw new InvalidArgumentError(`${name} must be a number ≥ 0`);
+    return n;
+  };
+}
+
+/** Comma-separated layer widths, e.g. 64,32,16. */
+function widths(v: string): number[] {
+  const w = v.split(',').map((s) => Number(s.trim()));
+  if (w.length === 0 || w.some((n) => !Number.isInteger(n) || n < 1))
+    throw new InvalidArgumentError('--layers takes positive integers separated by commas, e.g. 64,32,16');
+  return w;
+}
+
 function fraction(name: string) {
   return (v: string): number => {
     const n = Number(v);
@@ -227,6 +251,40 @@ export function buildProgram(): Command {
     )
     .option('--trees <n>', 'iforest: number of trees', positiveInt('--trees'), 100)
     .option('--sample-size <n>', 'iforest: rows per tree (ψ)', intAtLeast('--sample-size', 2), 256)
+    .option(
+      '--layers <widths>',
+      'autoencoder: encoder widths, the last is the code; the decoder mirrors them (default 64,32,16)',
+      widths,
+    )
+    .addOption(
+      new Option('--activation <fn>', 'autoencoder: hidden activation (default relu)').choices([
+        'relu',
+        'leaky',
+        'tanh',
+        'sigmoid',
+      ]),
+    )
+    .option(
+      '--epochs <n>',
+      'neural detectors: maximum epochs (default 40; early stopping)',
+      positiveInt('--epochs'),
+    )
+    .option(
+      '--batch-size <n>',
+      'neural detectors: rows per training step (default 256)',
+      positiveInt('--batch-size'),
+    )
+    .option('--lr <rate>', 'neural detectors: Adam learning rate (default 0.001)', positiveNumber('--lr'))
+    .option(
+      '--noise <std>',
+      'autoencoder: Gaussian input noise while training (denoising; default 0)',
+      nonNegativeNumber('--noise'),
+    )
+    .option(
+      '--weight-decay <w>',
+      'neural detectors: AdamW weight decay (default 0)',
+      nonNegativeNumber('--weight-decay'),
+    )
     .addOption(
       new Option('--transform <mode>', 'heavy-tail transform of numeric columns')
         .choices(['auto', 'log', 'none'])
@@ -279,7 +337,17 @@ Examples:
       train({
         data: o.data,
         detector: o.detector,
-        detectorParams: { trees: o.trees, sampleSize: o.sampleSize },
+        detectorParams: {
+          trees: o.trees,
+          sampleSize: o.sampleSize,
+          layers: o.layers,
+          activation: o.activation,
+          epochs: o.epochs,
+          batchSize: o.batchSize,
+          lr: o.lr,
+          noise: o.noise,
+          weightDecay: o.weightDecay,
+        },
         split,
         threshold: o.threshold,
         calibrationFraction: o.calibrationFraction,
@@ -291,6 +359,7 @@ Examples:
         diag,
         onProgress: (b, t) => progress.update(b, t),
         onPhase: (p) => progress.setPhase(p),
+        onFitProgress: (d, t, note) => progress.count(d, t, 'epochs', note),
         onReader: (r) => {
           failed.reader = r;
         },

@@ -10,6 +10,8 @@ export class Progress {
   private phase = '';
   private value = 0;
   private total = 0;
+  /** Counting steps (epochs) instead of bytes: the unit and a note shown instead of the rate. */
+  private counting: { unit: string; note: string } | null = null;
 
   constructor(private readonly enabled: boolean) {}
 
@@ -22,7 +24,14 @@ export class Progress {
     this.bar?.update(this.value, { phase: this.phase.padEnd(11) });
   }
 
-  update(value: number, total: number): void {
+  /** Progress in steps of a named unit (epochs), with a short note (the current loss). */
+  count(value: number, total: number, unit: string, note = ''): void {
+    this.counting = { unit, note };
+    this.update(value, total, true);
+  }
+
+  update(value: number, total: number, counted = false): void {
+    if (!counted) this.counting = null;
     this.value = value;
     this.total = total;
     if (!this.enabled) return;
@@ -49,6 +58,13 @@ export class Progress {
 
   private payload(): Record<string, string> {
     const secs = (performance.now() - this.started) / 1000;
+    if (this.counting)
+      return {
+        phase: this.phase.padEnd(11),
+        done: String(this.value),
+        all: `${this.total} ${this.counting.unit}`,
+        rate: this.counting.note,
+      };
     return {
       phase: this.phase.padEnd(11),
       done: formatBytes(this.value),

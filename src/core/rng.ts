@@ -46,6 +46,21 @@ export class Rng {
   int(n: number): number {
     return Math.floor(this.next() * n);
   }
+  /** Standard normal draw (Box–Muller). */
+  normal(): number {
+    const u = 1 - this.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
+  }
+
+  /** Fisher–Yates shuffle of `a` in place. */
+  shuffle(a: Int32Array | Uint32Array | number[]): void {
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      const t = a[i];
+      a[i] = a[j];
+      a[j] = t;
+    }
+  }
 }
 
 function rotl(x: number, k: number): number {

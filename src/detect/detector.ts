@@ -24,6 +24,8 @@ export interface Detector {
    * non-negative weights, larger = more responsible. The model turns them into shares.
    */
   explain(x: Matrix, row: number): Float64Array;
+  /** Called during `fit` by detectors that train in steps (epochs), to drive a progress bar. */
+  onFitProgress?: (done: number, total: number, note: string) => void;
   /** Hyper-parameters, as saved in the manifest. */
   params(): Record<string, unknown>;
   /** Fitted state as named typed arrays, saved as binary weights. */

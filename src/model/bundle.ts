@@ -15,6 +15,7 @@ import { type Detector, detectorFactory, type Matrix, type WeightArray } from '.
 import { FeaturePipeline, type FeatureSchema, type Rows } from '../features/pipeline.js';
 import type { IngestOptions } from '../ingest/table.js';
 // Detectors register themselves on import.
+import '../detect/autoencoder/autoencoder.js';
 import '../detect/iforest/iforest.js';
 
 export const MODEL_FORMAT = 'nadir-model';

@@ -42,6 +42,8 @@ export interface TrainOptions {
   diag: Diagnostics;
   onProgress?: (bytes: number, total: number) => void;
   onPhase?: (phase: string) => void;
+  /** Step progress of detectors that train in epochs. */
+  onFitProgress?: (done: number, total: number, note: string) => void;
   /** Called with the reader once it exists (to report per-file figures even when the job fails). */
   onReader?: (r: FlowReader) => void;
 }
@@ -213,6 +215,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     throw new UserError('no usable feature columns: every column is an identifier, dropped or constant');
   const x = { data: pipeline.transform(fitRows), rows: fitRows.n, cols: pipeline.width };
   const detector = factory.create({ seed: opts.seed, ...opts.detectorParams });
+  detector.onFitProgress = opts.onFitProgress;
   detector.fit(x);
 
   opts.onPhase?.('calibrating');

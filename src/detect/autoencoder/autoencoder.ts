@@ -1,0 +1,187 @@
+/**
+ * Autoencoder detector: a dense network squeezes each row through a narrow code and rebuilds it;
+ * trained on normal traffic only, it rebuilds normal rows well and anomalies badly. The score is
+ * the mean squared reconstruction error of the row, and the explanation is each feature's share of
+ * that error. Encoder widths default to 64-32 with a 16-wide code (decoder mirrored), ReLU inside,
+ * linear code and output; optionally denoising (Gaussian input noise while training).
+ */
+import type { ActName, Tensor } from '../../nn/engine.js';
+import { DEFAULT_FIT, type EpochReport, type FitOptions, fitAutoencoder } from '../../nn/fit.js';
+import { type LayerSpec, Mlp } from '../../nn/mlp.js';
+import { type Detector, type Matrix, registerDetector, type WeightArray } from '../detector.js';
+
+export interface AutoencoderParams {
+  /** Encoder widths, the last one being the code (bottleneck); the decoder mirrors them. */
+  layers: number[];
+  activation: ActName;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  noise: number;
+  validationFraction: number;
+  patience: number;
+  seed: number;
+}
+
+export const DEFAULT_AUTOENCODER: AutoencoderParams = {
+  layers: [64, 32, 16],
+  activation: 'relu',
+  epochs: DEFAULT_FIT.epochs,
+  batchSize: DEFAULT_FIT.batchSize,
+  lr: DEFAULT_FIT.lr,
+  weightDecay: 0,
+  noise: 0,
+  validationFraction: DEFAULT_FIT.validationFraction,
+  patience: DEFAULT_FIT.patience,
+  seed: 42,
+};
+
+/** Rows scored per kernel call. */
+const SCORE_BATCH = 4096;
+
+export function autoencoderSpecs(
+  cols: number,
+  p: Pick<AutoencoderParams, 'layers' | 'activation'>,
+): LayerSpec[] {
+  const enc = p.layers;
+  const specs: LayerSpec[] = enc.map((units, i) => ({
+    units,
+    act: i === enc.length - 1 ? 'none' : p.activation,
+  }));
+  for (let i = enc.length - 2; i >= 0; i--) specs.push({ units: enc[i], act: p.activation });
+  specs.push({ units: cols, act: 'none' });
+  return specs;
+}
+
+export class Autoencoder implements Detector {
+  readonly kind = 'autoencoder';
+  readonly p: AutoencoderParams;
+  private net: Mlp | null = null;
+  private cols = 0;
+  history: EpochReport[] = [];
+  bestEpoch = 0;
+  onFitProgress?: (done: number, total: number, note: string) => void;
+
+  constructor(params: Partial<AutoencoderParams> = {}) {
+    const p = { ...DEFAULT_AUTOENCODER };
+    for (const key of Object.keys(p) as (keyof AutoencoderParams)[])
+      if (params[key] !== undefined) (p as Record<string, unknown>)[key] = params[key];
+    if (
+      !Array.isArray(p.layers) ||
+      p.layers.length === 0 ||
+      p.layers.some((u) => !(Number.isInteger(u) && u > 0))
+    )
+      throw new Error(`autoencoder: layers must be positive integers, e.g. 64,32,16 (got ${p.layers})`);
+    this.p = p;
+  }
+
+  fit(x: Matrix): void {
+    this.cols = x.cols;
+    const specs = autoencoderSpecs(x.cols, this.p);
+    const bs = Math.max(1, Math.min(this.p.batchSize, x.rows));
+    const trainer = new Mlp(x.cols, specs, bs);
+    trainer.init(this.p.seed);
+    const fit: FitOptions = {
+      ...DEFAULT_FIT,
+      epochs: this.p.epochs,
+      batchSize: bs,
+      lr: this.p.lr,
+      weightDecay: this.p.weightDecay,
+      noise: this.p.noise,
+      validationFraction: this.p.validationFraction,
+      patience: this.p.patience,
+      seed: this.p.seed,
+      onEpoch: (e) =>
+        this.onFitProgress?.(
+          e.epoch,
+          this.p.epochs,
+          `loss ${e.trainLoss.toPrecision(3)} val ${e.valLoss.toPrecision(3)}`,
+        ),
+    };
+    const r = fitAutoencoder(trainer, x.data, x.rows, fit);
+    this.history = r.epochs;
+    this.bestEpoch = r.bestEpoch;
+    // Score with a fresh network sized for large batches; the trainer's memory (data copy,
+    // optimiser state) is released with it.
+    this.net = new Mlp(x.cols, specs, SCORE_BATCH);
+    this.net.importWeights(trainer.exportWeights());
+  }
+
+  private ready(x: Matrix): Mlp {
+    if (!this.net) throw new Error('autoencoder: not fitted');
+    if (x.cols !== this.cols)
+      throw new Error(`autoencoder: model expects ${this.cols} feature columns, got ${x.cols}`);
+    return this.net;
+  }
+
+  score(x: Matrix, out = new Float32Array(x.rows)): Float32Array {
+    const net = this.ready(x);
+    const k = net.engine.kernels;
+    const d = this.cols;
+    const errs = this.errBuffer();
+    for (let s = 0; s < x.rows; s += SCORE_BATCH) {
+      const m = Math.min(SCORE_BATCH, x.rows - s);
+      net.input.data.set(x.data.subarray(s * d, (s + m) * d));
+      net.forward(m);
+      k.rowMse(m, d, net.output.ptr, net.input.ptr, errs.ptr);
+      out.set(errs.data.subarray(0, m), s);
+    }
+    return out;
+  }
+
+  private errs: Tensor | null = null;
+  private errBuffer(): Tensor {
+    if (!this.errs) this.errs = this.net!.engine.tensor(SCORE_BATCH, 1);
+    return this.errs;
+  }
+
+  /** Squared reconstruction error of each feature of row `row`. */
+  explain(x: Matrix, row: number): Float64Array {
+    const net = this.ready(x);
+    const d = this.cols;
+    const inp = net.input.data;
+    inp.set(x.data.subarray(row * d, row * d + d));
+    net.forward(1);
+    const y = net.output.data;
+    const out = new Float64Array(d);
+    for (let j = 0; j < d; j++) {
+      const e = y[j] - inp[j];
+      out[j] = e * e;
+    }
+    return out;
+  }
+
+  params(): Record<string, unknown> {
+    return {
+      ...this.p,
+      cols: this.cols,
+      parameters: this.net?.parameterCount ?? 0,
+      bestEpoch: this.bestEpoch,
+      epochsRun: this.history.length,
+    };
+  }
+
+  weights(): Record<string, WeightArray> {
+    if (!this.net) throw new Error('autoencoder: not fitted');
+    return this.net.exportWeights();
+  }
+
+  static restore(params: Record<string, unknown>, w: Record<string, WeightArray>): Autoencoder {
+    const a = new Autoencoder(params as Partial<AutoencoderParams>);
+    const cols = Number(params.cols);
+    if (!(cols > 0)) throw new Error('autoencoder: manifest lacks the column count');
+    a.cols = cols;
+    a.net = new Mlp(cols, autoencoderSpecs(cols, a.p), SCORE_BATCH);
+    a.net.importWeights(w as Record<string, Float32Array>);
+    a.bestEpoch = Number(params.bestEpoch ?? 0);
+    return a;
+  }
+}
+
+registerDetector({
+  kind: 'autoencoder',
+  description: 'dense autoencoder, reconstruction error (unsupervised; WASM SIMD core)',
+  create: (params) => new Autoencoder(params as Partial<AutoencoderParams>),
+  restore: (params, weights) => Autoencoder.restore(params, weights),
+});

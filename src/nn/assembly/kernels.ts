@@ -1,0 +1,534 @@
+// NADIR's numeric kernels, in AssemblyScript, compiled to WebAssembly with 128-bit SIMD.
+//
+// Every argument is a byte offset into linear memory or a size; the TypeScript side (src/nn/)
+// owns the memory layout. Matrices are row-major float32. Nothing here allocates.
+//
+// Built by `npm run build:wasm` (asc, a dev dependency) into dist/src/nn/kernels.wasm.
+
+// ---------------------------------------------------------------------------------------------
+// Matrix products
+
+// C[M×N] (+)= A·B where A(i,k) lies at a + 4·(i·sai + k·sak) (so A or Aᵀ can be passed) and B is
+// row-major K×N with row stride ldb; C row-major with row stride ldc. Register-blocked 4 rows × 8
+// columns: eight accumulators, two B vectors and four broadcast A values per step of k.
+export function gemm(
+  M: i32,
+  N: i32,
+  K: i32,
+  a: usize,
+  sai: i32,
+  sak: i32,
+  b: usize,
+  ldb: i32,
+  c: usize,
+  ldc: i32,
+  accumulate: i32,
+): void {
+  let i = 0;
+  for (; i + 4 <= M; i += 4) {
+    const a0 = a + <usize>(i * sai) * 4;
+    const a1 = a0 + <usize>sai * 4;
+    const a2 = a1 + <usize>sai * 4;
+    const a3 = a2 + <usize>sai * 4;
+    const c0 = c + <usize>(i * ldc) * 4;
+    const c1 = c0 + <usize>ldc * 4;
+    const c2 = c1 + <usize>ldc * 4;
+    const c3 = c2 + <usize>ldc * 4;
+    let j = 0;
+    for (; j + 8 <= N; j += 8) {
+      const jo = <usize>j * 4;
+      let x00 = f32x4.splat(0);
+      let x01 = f32x4.splat(0);
+      let x10 = f32x4.splat(0);
+      let x11 = f32x4.splat(0);
+      let x20 = f32x4.splat(0);
+      let x21 = f32x4.splat(0);
+      let x30 = f32x4.splat(0);
+      let x31 = f32x4.splat(0);
+      if (accumulate) {
+        x00 = v128.load(c0 + jo);
+        x01 = v128.load(c0 + jo, 16);
+        x10 = v128.load(c1 + jo);
+        x11 = v128.load(c1 + jo, 16);
+        x20 = v128.load(c2 + jo);
+        x21 = v128.load(c2 + jo, 16);
+        x30 = v128.load(c3 + jo);
+        x31 = v128.load(c3 + jo, 16);
+      }
+      let bp = b + jo;
+      const bstep = <usize>ldb * 4;
+      let ko: usize = 0;
+      const kstep = <usize>sak * 4;
+      for (let k = 0; k < K; k++) {
+        const b0 = v128.load(bp);
+        const b1 = v128.load(bp, 16);
+        const s0 = f32x4.splat(load<f32>(a0 + ko));
+        const s1 = f32x4.splat(load<f32>(a1 + ko));
+        const s2 = f32x4.splat(load<f32>(a2 + ko));
+        const s3 = f32x4.splat(load<f32>(a3 + ko));
+        x00 = f32x4.add(x00, f32x4.mul(s0, b0));
+        x01 = f32x4.add(x01, f32x4.mul(s0, b1));
+        x10 = f32x4.add(x10, f32x4.mul(s1, b0));
+        x11 = f32x4.add(x11, f32x4.mul(s1, b1));
+        x20 = f32x4.add(x20, f32x4.mul(s2, b0));
+        x21 = f32x4.add(x21, f32x4.mul(s2, b1));
+        x30 = f32x4.add(x30, f32x4.mul(s3, b0));
+        x31 = f32x4.add(x31, f32x4.mul(s3, b1));
+        bp += bstep;
+        ko += kstep;
+      }
+      v128.store(c0 + jo, x00);
+      v128.store(c0 + jo, x01, 16);
+      v128.store(c1 + jo, x10);
+      v128.store(c1 + jo, x11, 16);
+      v128.store(c2 + jo, x20);
+      v128.store(c2 + jo, x21, 16);
+      v128.store(c3 + jo, x30);
+      v128.store(c3 + jo, x31, 16);
+    }
+    for (; j + 4 <= N; j += 4) {
+      const jo = <usize>j * 4;
+      let x0 = f32x4.splat(0);
+      let x1 = f32x4.splat(0);
+      let x2 = f32x4.splat(0);
+      let x3 = f32x4.splat(0);
+      if (accumulate) {
+        x0 = v128.load(c0 + jo);
+        x1 = v128.load(c1 + jo);
+        x2 = v128.load(c2 + jo);
+        x3 = v128.load(c3 + jo);
+      }
+      let bp = b + jo;
+      const bstep = <usize>ldb * 4;
+      let ko: usize = 0;
+      const kstep = <usize>sak * 4;
+      for (let k = 0; k < K; k++) {
+        const b0 = v128.load(bp);
+        x0 = f32x4.add(x0, f32x4.mul(f32x4.splat(load<f32>(a0 + ko)), b0));
+        x1 = f32x4.add(x1, f32x4.mul(f32x4.splat(load<f32>(a1 + ko)), b0));
+        x2 = f32x4.add(x2, f32x4.mul(f32x4.splat(load<f32>(a2 + ko)), b0));
+        x3 = f32x4.add(x3, f32x4.mul(f32x4.splat(load<f32>(a3 + ko)), b0));
+        bp += bstep;
+        ko += kstep;
+      }
+      v128.store(c0 + jo, x0);
+      v128.store(c1 + jo, x1);
+      v128.store(c2 + jo, x2);
+      v128.store(c3 + jo, x3);
+    }
+    for (; j < N; j++) {
+      const jo = <usize>j * 4;
+      let y0: f32 = accumulate ? load<f32>(c0 + jo) : 0;
+      let y1: f32 = accumulate ? load<f32>(c1 + jo) : 0;
+      let y2: f32 = accumulate ? load<f32>(c2 + jo) : 0;
+      let y3: f32 = accumulate ? load<f32>(c3 + jo) : 0;
+      for (let k = 0; k < K; k++) {
+        const bv = load<f32>(b + (<usize>(k * ldb + j)) * 4);
+        const ko = <usize>(k * sak) * 4;
+        y0 += load<f32>(a0 + ko) * bv;
+        y1 += load<f32>(a1 + ko) * bv;
+        y2 += load<f32>(a2 + ko) * bv;
+        y3 += load<f32>(a3 + ko) * bv;
+      }
+      store<f32>(c0 + jo, y0);
+      store<f32>(c1 + jo, y1);
+      store<f32>(c2 + jo, y2);
+      store<f32>(c3 + jo, y3);
+    }
+  }
+  // Remaining rows one at a time.
+  for (; i < M; i++) {
+    const ar = a + <usize>(i * sai) * 4;
+    const cr = c + <usize>(i * ldc) * 4;
+    let j = 0;
+    for (; j + 4 <= N; j += 4) {
+      const jo = <usize>j * 4;
+      let x0 = accumulate ? v128.load(cr + jo) : f32x4.splat(0);
+      for (let k = 0; k < K; k++) {
+        const b0 = v128.load(b + (<usize>(k * ldb + j)) * 4);
+        x0 = f32x4.add(x0, f32x4.mul(f32x4.splat(load<f32>(ar + (<usize>(k * sak)) * 4)), b0));
+      }
+      v128.store(cr + jo, x0);
+    }
+    for (; j < N; j++) {
+      let y: f32 = accumulate ? load<f32>(cr + (<usize>j) * 4) : 0;
+      for (let k = 0; k < K; k++)
+        y += load<f32>(ar + (<usize>(k * sak)) * 4) * load<f32>(b + (<usize>(k * ldb + j)) * 4);
+      store<f32>(cr + (<usize>j) * 4, y);
+    }
+  }
+}
+
+// dst[N×M] = src[M×N]ᵀ.
+export function transpose(M: i32, N: i32, src: usize, dst: usize): void {
+  for (let i = 0; i < M; i++)
+    for (let j = 0; j < N; j++) store<f32>(dst + (<usize>(j * M + i)) * 4, load<f32>(src + (<usize>(i * N + j)) * 4));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Element-wise
+
+export const ACT_NONE = 0;
+export const ACT_RELU = 1;
+export const ACT_LEAKY = 2;
+export const ACT_TANH = 3;
+export const ACT_SIGMOID = 4;
+const LEAK: f32 = 0.01;
+
+// y[M×N] = act(y + bias) in place (bias may be 0 for none).
+export function biasAct(M: i32, N: i32, y: usize, bias: usize, act: i32): void {
+  for (let i = 0; i < M; i++) {
+    const row = y + (<usize>(i * N)) * 4;
+    let j = 0;
+    if (act === ACT_RELU || act === ACT_NONE || act === ACT_LEAKY) {
+      const zero = f32x4.splat(0);
+      const leak = f32x4.splat(LEAK);
+      for (; j + 4 <= N; j += 4) {
+        const o = <usize>j * 4;
+        let v = v128.load(row + o);
+        if (bias) v = f32x4.add(v, v128.load(bias + o));
+        if (act === ACT_RELU) v = f32x4.max(v, zero);
+        else if (act === ACT_LEAKY) v = f32x4.max(v, f32x4.mul(v, leak));
+        v128.store(row + o, v);
+      }
+    }
+    for (; j < N; j++) {
+      const o = <usize>j * 4;
+      let v = load<f32>(row + o);
+      if (bias) v += load<f32>(bias + o);
+      store<f32>(row + o, activate(v, act));
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function activate(v: f32, act: i32): f32 {
+  if (act === ACT_RELU) return v > 0 ? v : 0;
+  if (act === ACT_LEAKY) return v > 0 ? v : v * LEAK;
+  if (act === ACT_TANH) return Mathf.tanh(v);
+  if (act === ACT_SIGMOID) return 1 / (1 + Mathf.exp(-v));
+  return v;
+}
+
+// dy[i] *= act'(·) expressed through the activation's output y[i].
+export function actBackward(n: i32, y: usize, dy: usize, act: i32): void {
+  if (act === ACT_NONE) return;
+  let i = 0;
+  if (act === ACT_RELU || act === ACT_LEAKY) {
+    const zero = f32x4.splat(0);
+    const one = f32x4.splat(1);
+    const low = f32x4.splat(act === ACT_RELU ? 0 : LEAK);
+    for (; i + 4 <= n; i += 4) {
+      const o = <usize>i * 4;
+      const pos = f32x4.gt(v128.load(y + o), zero);
+      v128.store(dy + o, f32x4.mul(v128.load(dy + o), v128.bitselect(one, low, pos)));
+    }
+  }
+  for (; i < n; i++) {
+    const o = <usize>i * 4;
+    const v = load<f32>(y + o);
+    let d: f32 = 1;
+    if (act === ACT_RELU) d = v > 0 ? 1 : 0;
+    else if (act === ACT_LEAKY) d = v > 0 ? 1 : LEAK;
+    else if (act === ACT_TANH) d = 1 - v * v;
+    else if (act === ACT_SIGMOID) d = v * (1 - v);
+    store<f32>(dy + o, load<f32>(dy + o) * d);
+  }
+}
+
+// dst[N] (+)= column sums of src[M×N].
+export function colSum(M: i32, N: i32, src: usize, dst: usize, accumulate: i32): void {
+  if (!accumulate) memory.fill(dst, 0, <usize>N * 4);
+  for (let i = 0; i < M; i++) {
+    const row = src + (<usize>(i * N)) * 4;
+    let j = 0;
+    for (; j + 4 <= N; j += 4) {
+      const o = <usize>j * 4;
+      v128.store(dst + o, f32x4.add(v128.load(dst + o), v128.load(row + o)));
+    }
+    for (; j < N; j++) {
+      const o = <usize>j * 4;
+      store<f32>(dst + o, load<f32>(dst + o) + load<f32>(row + o));
+    }
+  }
+}
+
+// dst[i] = x[i] + s·noise[i].
+export function addScaled(n: i32, x: usize, noise: usize, s: f32, dst: usize): void {
+  let i = 0;
+  const sv = f32x4.splat(s);
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i * 4;
+    v128.store(dst + o, f32x4.add(v128.load(x + o), f32x4.mul(sv, v128.load(noise + o))));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i * 4;
+    store<f32>(dst + o, load<f32>(x + o) + s * load<f32>(noise + o));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Losses
+
+// Mean squared error over the M×N elements (PyTorch's reduction "mean"); writes
+// d loss / d y into grad (if non-zero) and returns the loss.
+export function mse(M: i32, N: i32, y: usize, t: usize, grad: usize): f64 {
+  const n = M * N;
+  const scale: f32 = 2 / <f32>n;
+  const sv = f32x4.splat(scale);
+  let acc = f32x4.splat(0);
+  let total: f64 = 0;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i * 4;
+    const d = f32x4.sub(v128.load(y + o), v128.load(t + o));
+    acc = f32x4.add(acc, f32x4.mul(d, d));
+    if (grad) v128.store(grad + o, f32x4.mul(d, sv));
+    // Fold into double precision regularly so long sums keep their accuracy.
+    if ((i & 1023) === 1020) {
+      total +=
+        <f64>f32x4.extract_lane(acc, 0) +
+        <f64>f32x4.extract_lane(acc, 1) +
+        <f64>f32x4.extract_lane(acc, 2) +
+        <f64>f32x4.extract_lane(acc, 3);
+      acc = f32x4.splat(0);
+    }
+  }
+  total +=
+    <f64>f32x4.extract_lane(acc, 0) +
+    <f64>f32x4.extract_lane(acc, 1) +
+    <f64>f32x4.extract_lane(acc, 2) +
+    <f64>f32x4.extract_lane(acc, 3);
+  for (; i < n; i++) {
+    const o = <usize>i * 4;
+    const d = load<f32>(y + o) - load<f32>(t + o);
+    total += <f64>(d * d);
+    if (grad) store<f32>(grad + o, d * scale);
+  }
+  return total / <f64>n;
+}
+
+// out[i] = mean over columns of (y − t)² for each row i of M×N.
+export function rowMse(M: i32, N: i32, y: usize, t: usize, out: usize): void {
+  for (let i = 0; i < M; i++) {
+    const yr = y + (<usize>(i * N)) * 4;
+    const tr = t + (<usize>(i * N)) * 4;
+    let acc = f32x4.splat(0);
+    let j = 0;
+    for (; j + 4 <= N; j += 4) {
+      const o = <usize>j * 4;
+      const d = f32x4.sub(v128.load(yr + o), v128.load(tr + o));
+      acc = f32x4.add(acc, f32x4.mul(d, d));
+    }
+    let s: f32 =
+      f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1) + f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3);
+    for (; j < N; j++) {
+      const o = <usize>j * 4;
+      const d = load<f32>(yr + o) - load<f32>(tr + o);
+      s += d * d;
+    }
+    store<f32>(out + (<usize>i) * 4, s / <f32>N);
+  }
+}
+
+// Softmax cross-entropy over rows of logits z[M×N] with integer targets t[M] (i32); writes the
+// probabilities into p (may equal z) and d loss / d z (mean over rows) into grad if non-zero.
+// Returns the mean loss.
+export function softmaxCe(M: i32, N: i32, z: usize, t: usize, p: usize, grad: usize): f64 {
+  let total: f64 = 0;
+  const inv: f32 = 1 / <f32>M;
+  for (let i = 0; i < M; i++) {
+    const zr = z + (<usize>(i * N)) * 4;
+    const pr = p + (<usize>(i * N)) * 4;
+    let mx = load<f32>(zr);
+    for (let j = 1; j < N; j++) mx = max(mx, load<f32>(zr + (<usize>j) * 4));
+    let sum: f32 = 0;
+    for (let j = 0; j < N; j++) {
+      const e = Mathf.exp(load<f32>(zr + (<usize>j) * 4) - mx);
+      store<f32>(pr + (<usize>j) * 4, e);
+      sum += e;
+    }
+    const target = load<i32>(t + (<usize>i) * 4);
+    for (let j = 0; j < N; j++) store<f32>(pr + (<usize>j) * 4, load<f32>(pr + (<usize>j) * 4) / sum);
+    total -= Math.log(<f64>max(load<f32>(pr + (<usize>target) * 4), <f32>1e-30));
+    if (grad) {
+      const gr = grad + (<usize>(i * N)) * 4;
+      for (let j = 0; j < N; j++) {
+        const pj = load<f32>(pr + (<usize>j) * 4);
+        store<f32>(gr + (<usize>j) * 4, (j === target ? pj - 1 : pj) * inv);
+      }
+    }
+  }
+  return total / <f64>M;
+}
+
+// Binary cross-entropy on logits z[n] with targets t[n] in [0, 1]; mean over n. Writes sigmoid
+// probabilities into p and d loss / d z into grad if non-zero.
+export function bceLogits(n: i32, z: usize, t: usize, p: usize, grad: usize): f64 {
+  let total: f64 = 0;
+  const inv: f32 = 1 / <f32>n;
+  for (let i = 0; i < n; i++) {
+    const o = <usize>i * 4;
+    const x = load<f32>(z + o);
+    const y = load<f32>(t + o);
+    // log(1 + e^x) − x·y, computed stably.
+    total += <f64>(max(x, 0) - x * y + Mathf.log(1 + Mathf.exp(-Mathf.abs(x))));
+    const q: f32 = 1 / (1 + Mathf.exp(-x));
+    store<f32>(p + o, q);
+    if (grad) store<f32>(grad + o, (q - y) * inv);
+  }
+  return total / <f64>n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Optimiser
+
+// AdamW step over n parameters: m, v moments; bc1 = 1 − β1^t, bc2 = 1 − β2^t.
+export function adam(
+  n: i32,
+  p: usize,
+  g: usize,
+  m: usize,
+  v: usize,
+  lr: f32,
+  b1: f32,
+  b2: f32,
+  eps: f32,
+  wd: f32,
+  bc1: f32,
+  bc2: f32,
+): void {
+  const vb1 = f32x4.splat(b1);
+  const vb2 = f32x4.splat(b2);
+  const v1b1 = f32x4.splat(1 - b1);
+  const v1b2 = f32x4.splat(1 - b2);
+  const step = f32x4.splat(lr / bc1);
+  const ibc2 = f32x4.splat(1 / bc2);
+  const veps = f32x4.splat(eps);
+  const decay = f32x4.splat(1 - lr * wd);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i * 4;
+    const gi = v128.load(g + o);
+    const mi = f32x4.add(f32x4.mul(vb1, v128.load(m + o)), f32x4.mul(v1b1, gi));
+    const vi = f32x4.add(f32x4.mul(vb2, v128.load(v + o)), f32x4.mul(v1b2, f32x4.mul(gi, gi)));
+    v128.store(m + o, mi);
+    v128.store(v + o, vi);
+    const denom = f32x4.add(f32x4.sqrt(f32x4.mul(vi, ibc2)), veps);
+    const pi = f32x4.mul(v128.load(p + o), decay);
+    v128.store(p + o, f32x4.sub(pi, f32x4.div(f32x4.mul(step, mi), denom)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i * 4;
+    const gi = load<f32>(g + o);
+    const mi = b1 * load<f32>(m + o) + (1 - b1) * gi;
+    const vi = b2 * load<f32>(v + o) + (1 - b2) * gi * gi;
+    store<f32>(m + o, mi);
+    store<f32>(v + o, vi);
+    const pi = load<f32>(p + o) * (1 - lr * wd);
+    store<f32>(p + o, pi - ((lr / bc1) * mi) / (Mathf.sqrt(vi / bc2) + eps));
+  }
+}
+
+// Sum of squares of n values (for gradient-norm clipping and checks).
+export function sumSquares(n: i32, x: usize): f64 {
+  let s: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const v = <f64>load<f32>(x + (<usize>i) * 4);
+    s += v * v;
+  }
+  return s;
+}
+
+// x[i] *= s.
+export function scale(n: i32, x: usize, s: f32): void {
+  for (let i = 0; i < n; i++) store<f32>(x + (<usize>i) * 4, load<f32>(x + (<usize>i) * 4) * s);
+}
+
+// 1 when every one of n values is finite.
+export function allFinite(n: i32, x: usize): i32 {
+  for (let i = 0; i < n; i++) {
+    const v = load<f32>(x + (<usize>i) * 4);
+    if (v - v !== 0) return 0;
+  }
+  return 1;
+}
+
+// dst[m×d] = rows idx[0..m) (i32) of src (row-major, d columns).
+export function gatherRows(m: i32, d: i32, src: usize, idx: usize, dst: usize): void {
+  const bytes = <usize>d * 4;
+  for (let i = 0; i < m; i++) {
+    const r = <usize>load<i32>(idx + (<usize>i) * 4);
+    memory.copy(dst + <usize>i * bytes, src + r * bytes, bytes);
+  }
+}
+
+export function copy(n: i32, src: usize, dst: usize): void {
+  memory.copy(dst, src, <usize>n * 4);
+}
+
+// xoshiro128** state of four u32 at `state`; returns a uniform in [0, 1).
+// @ts-ignore: decorator
+@inline
+function uniform(state: usize): f32 {
+  let s0 = load<u32>(state);
+  let s1 = load<u32>(state, 4);
+  let s2 = load<u32>(state, 8);
+  let s3 = load<u32>(state, 12);
+  const r = rotl<u32>(s1 * 5, 7) * 9;
+  const t = s1 << 9;
+  s2 ^= s0;
+  s3 ^= s1;
+  s1 ^= s2;
+  s0 ^= s3;
+  s2 ^= t;
+  s3 = rotl<u32>(s3, 11);
+  store<u32>(state, s0);
+  store<u32>(state, s1, 4);
+  store<u32>(state, s2, 8);
+  store<u32>(state, s3, 12);
+  return <f32>(r >>> 8) * (<f32>1.0 / <f32>16777216.0);
+}
+
+// dst[i] = x[i] + std·N(0, 1) (Box–Muller), drawing from the xoshiro128** state at `state`.
+export function addGaussian(n: i32, x: usize, std: f32, state: usize, dst: usize): void {
+  for (let i = 0; i < n; i += 2) {
+    const u1 = max<f32>(uniform(state), <f32>1e-7);
+    const u2 = uniform(state);
+    const r = std * Mathf.sqrt(-2 * Mathf.log(u1));
+    const a = <f32>(2 * Math.PI) * u2;
+    const o = <usize>i * 4;
+    store<f32>(dst + o, load<f32>(x + o) + r * Mathf.cos(a));
+    if (i + 1 < n) store<f32>(dst + o + 4, load<f32>(x + o + 4) + r * Mathf.sin(a));
+  }
+}
+
+// Inverted dropout in place: each value is zeroed with probability p, else scaled by 1/(1 − p);
+// the kept/zeroed pattern goes to mask (1/(1 − p) or 0) for the backward pass.
+export function dropout(n: i32, x: usize, p: f32, state: usize, mask: usize): void {
+  const keep: f32 = 1 / (1 - p);
+  for (let i = 0; i < n; i++) {
+    const o = <usize>i * 4;
+    const k: f32 = uniform(state) < p ? 0 : keep;
+    store<f32>(mask + o, k);
+    store<f32>(x + o, load<f32>(x + o) * k);
+  }
+}
+
+// x[i] *= mask[i].
+export function mulInPlace(n: i32, x: usize, mask: usize): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i * 4;
+    v128.store(x + o, f32x4.mul(v128.load(x + o), v128.load(mask + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i * 4;
+    store<f32>(x + o, load<f32>(x + o) * load<f32>(mask + o));
+  }
+}
+
+export function heapBase(): usize {
+  return __heap_base;
+}

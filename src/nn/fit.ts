@@ -1,0 +1,163 @@
+/**
+ * Training loops for the numeric core: mini-batch AdamW with a seeded shuffle, a validation split
+ * for early stopping (best weights restored), learning-rate halving on plateaus, gradient-norm
+ * clipping, and a divergence check that stops with a clear error instead of saving NaN weights.
+ * The whole training matrix is copied into WASM memory once; each batch is gathered there by a
+ * kernel, so an epoch allocates nothing.
+ */
+import { Rng } from '../core/rng.js';
+import type { Tensor } from './engine.js';
+import { Adam, type Mlp } from './mlp.js';
+
+export interface FitOptions {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  /** Share of rows held out to watch for overfitting (0: none; then no early stopping). */
+  validationFraction: number;
+  /** Epochs without validation improvement before stopping. */
+  patience: number;
+  /** Standard deviation of Gaussian noise added to inputs while training (denoising). */
+  noise: number;
+  /** Gradient L2 norm cap (0: none). */
+  clipNorm: number;
+  seed: number;
+  onEpoch?: (e: EpochReport) => void;
+}
+
+export const DEFAULT_FIT: FitOptions = {
+  epochs: 40,
+  batchSize: 256,
+  lr: 1e-3,
+  weightDecay: 0,
+  validationFraction: 0.1,
+  patience: 5,
+  noise: 0,
+  clipNorm: 5,
+  seed: 42,
+};
+
+export interface EpochReport {
+  epoch: number;
+  trainLoss: number;
+  valLoss: number;
+  lr: number;
+  seconds: number;
+}
+
+export interface FitResult {
+  epochs: EpochReport[];
+  bestEpoch: number;
+  bestValLoss: number;
+  stoppedEarly: boolean;
+}
+
+export class TrainingError extends Error {}
+
+/**
+ * Trains `net` to reconstruct its input (an autoencoder): rows of `x` (n × d, row-major).
+ */
+export function fitAutoencoder(net: Mlp, x: Float32Array, n: number, opts: FitOptions): FitResult {
+  const d = net.inDim;
+  if (net.outDim !== d) throw new Error('an autoencoder must output as many columns as it reads');
+  if (n < 2) throw new TrainingError(`cannot train on ${n} row(s)`);
+  for (let i = 0; i < n * d; i++)
+    if (!Number.isFinite(x[i]))
+      throw new TrainingError(`training value at row ${Math.floor(i / d)}, column ${i % d} is not finite`);
+  const e = net.engine;
+  const k = e.kernels;
+  const rng = new Rng(opts.seed);
+  const bs = Math.min(opts.batchSize, net.maxBatch);
+
+  const data = e.tensor(n, d);
+  data.data.set(x.subarray(0, n * d));
+  const order = e.int32(n);
+  const ord = order.data();
+  for (let i = 0; i < n; i++) ord[i] = i;
+  rng.shuffle(ord);
+  const nVal =
+    opts.validationFraction > 0 ? Math.min(n - 1, Math.max(1, Math.round(n * opts.validationFraction))) : 0;
+  const nTrain = n - nVal;
+  const clean = e.tensor(net.maxBatch, d);
+  const noiseState = e.rngState(opts.seed ^ 0x2545f491);
+  const opt = new Adam(e, net.params(), opts.lr, 0.9, 0.999, 1e-8, opts.weightDecay);
+  const params = net.params();
+  const best = params.map((q) => e.tensor(q.p.rows, q.p.cols));
+  const saveBest = (): void => {
+    for (let i = 0; i < params.length; i++) k.copy(params[i].p.size, params[i].p.ptr, best[i].ptr);
+  };
+  const restoreBest = (): void => {
+    for (let i = 0; i < params.length; i++) k.copy(params[i].p.size, best[i].ptr, params[i].p.ptr);
+  };
+
+  const valLoss = (): number => {
+    if (nVal === 0) return Number.NaN;
+    let total = 0;
+    for (let s = 0; s < nVal; s += net.maxBatch) {
+      const m = Math.min(net.maxBatch, nVal - s);
+      k.gatherRows(m, d, data.ptr, order.ptr + (nTrain + s) * 4, net.input.ptr);
+      net.forward(m);
+      total += k.mse(m, d, net.output.ptr, net.input.ptr, 0) * m;
+    }
+    return total / nVal;
+  };
+
+  const epochs: EpochReport[] = [];
+  let bestLoss = Number.POSITIVE_INFINITY;
+  let bestEpoch = 0;
+  let sinceBest = 0;
+  let stoppedEarly = false;
+  saveBest();
+  for (let ep = 1; ep <= opts.epochs; ep++) {
+    const t0 = performance.now();
+    // Shuffle the training part only; the validation rows stay fixed at the end.
+    const tr = order.data().subarray(0, nTrain);
+    rng.shuffle(tr);
+    let sum = 0;
+    for (let s = 0; s < nTrain; s += bs) {
+      const m = Math.min(bs, nTrain - s);
+      const idx = order.ptr + s * 4;
+      const target: Tensor = opts.noise > 0 ? clean : net.input;
+      k.gatherRows(m, d, data.ptr, idx, target.ptr);
+      if (opts.noise > 0) k.addGaussian(m * d, clean.ptr, opts.noise, noiseState, net.input.ptr);
+      net.forward(m);
+      sum += k.mse(m, d, net.output.ptr, target.ptr, net.dOutput.ptr) * m;
+      net.backward(m);
+      if (opts.clipNorm > 0) opt.clip(opts.clipNorm);
+      opt.step();
+    }
+    const trainLoss = sum / nTrain;
+    const vl = valLoss();
+    if (!Number.isFinite(trainLoss) || (nVal > 0 && !Number.isFinite(vl)))
+      throw new TrainingError(
+        `training diverged at epoch ${ep} (loss ${trainLoss}); lower the learning rate or check the input scaling`,
+      );
+    const report = {
+      epoch: ep,
+      trainLoss,
+      valLoss: vl,
+      lr: opt.lr,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    epochs.push(report);
+    opts.onEpoch?.(report);
+    const watched = nVal > 0 ? vl : trainLoss;
+    if (watched < bestLoss * (1 - 1e-4)) {
+      bestLoss = watched;
+      bestEpoch = ep;
+      sinceBest = 0;
+      saveBest();
+    } else {
+      sinceBest++;
+      // Halve the step on a plateau; stop when patience runs out (with a validation split).
+      if (sinceBest % 2 === 0) opt.lr *= 0.5;
+      if (nVal > 0 && sinceBest >= opts.patience) {
+        stoppedEarly = true;
+        break;
+      }
+    }
+  }
+  restoreBest();
+  return { epochs, bestEpoch, bestValLoss: bestLoss, stoppedEarly };
+}
