@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -56,6 +56,38 @@ describe('model bundle', () => {
       let flaggedAttacks = 0;
       for (let i = 0; i < b.n; i++) if (b.labels![i] === 'DDoS' && c[i] > loaded.threshold) flaggedAttacks++;
       assert.equal(flaggedAttacks, 60);
+    }
+  });
+
+  it('autoencoder: saves, loads with identical scores, explains by reconstruction error, stays small', async () => {
+    const dir = tmp();
+    const data = dataset(dir);
+    const out = join(dir, 'ae');
+    const { model } = await train({
+      ...base,
+      detector: 'autoencoder',
+      detectorParams: { epochs: 30 },
+      data: [data],
+      out,
+      diag: new Diagnostics(),
+    });
+    assert.equal(model.manifest.detector.kind, 'autoencoder');
+    assert.ok(statSync(join(out, 'weights.bin')).size < 1 << 20, 'bundle under 1 MB');
+    const loaded = Model.load(out);
+    const reader = new FlowReader([data], {}, new Diagnostics());
+    for await (const b of reader.batches()) {
+      const { x, scores } = model.score(b);
+      assert.deepEqual(loaded.score(b).scores, scores);
+      let flagged = 0;
+      for (let i = 0; i < b.n; i++) if (b.labels![i] === 'DDoS' && scores[i] > loaded.threshold) flagged++;
+      assert.equal(flagged, 60, 'every far-out attack row is flagged');
+      // The explanation is the per-feature squared error: it must add up to the score × width.
+      const i = b.labels!.indexOf('DDoS');
+      const credit = loaded.detector.explain(x, i);
+      const sum = credit.reduce((a, v) => a + v, 0);
+      assert.ok(Math.abs(sum / x.cols - scores[i]) <= 1e-4 * scores[i], `${sum / x.cols} vs ${scores[i]}`);
+      const why = loaded.explain(x, b, i, 3);
+      assert.ok(why.length > 0 && why[0].share > 0);
     }
   });
 
