@@ -214,6 +214,30 @@ describe('nadir CLI on CIC-IDS2017 (shared datasets)', () => {
     for (const c of rep.perClass) assert.ok('1%' in c.detectionAtFpr);
   });
 
+  it('the autoencoder beats the PyTorch reference of issue #3 (AUROC 0.960, DR@1%FPR 0.26)', { skip }, () => {
+    const dir = tmp();
+    const data = join(root!, 'cicids2017_improved_sampled');
+    const tr = nadir(
+      'train',
+      '--data',
+      data,
+      '--detector',
+      'autoencoder',
+      '--out',
+      join(dir, 'ae'),
+      '--quiet',
+    );
+    assert.equal(tr.code, 0, tr.stderr);
+    const ev = nadir('evaluate', '--model', join(dir, 'ae'), '--data', data, '--json', '--quiet');
+    assert.equal(ev.code, 0, ev.stderr);
+    const rep = JSON.parse(ev.stdout);
+    assert.ok(rep.overall.auroc > 0.96, `AUROC ${rep.overall.auroc}`);
+    assert.ok(
+      rep.overall.detectionAtFpr['1%'].detectionRate > 0.26,
+      JSON.stringify(rep.overall.detectionAtFpr),
+    );
+  });
+
   for (const name of ['cicids2017_webattacks_balanced', 'cicids2017_mlcve_head1000']) {
     it(`works on ${name} (original header flavour) with no flags beyond --data`, { skip }, () => {
       const dir = tmp();

@@ -266,7 +266,7 @@ export function buildProgram(): Command {
     )
     .option(
       '--epochs <n>',
-      'neural detectors: maximum epochs (default 40; early stopping)',
+      'neural detectors: maximum epochs (default 100; stops early when validation loss stalls)',
       positiveInt('--epochs'),
     )
     .option(
@@ -525,6 +525,37 @@ Examples:
     if (writeError)
       throw new UserError(`--output ${o.output}: cannot write (${(writeError as Error).message})`);
   });
+
+  program
+    .command('export')
+    .description('write a model in a portable format (ONNX) for serving elsewhere')
+    .requiredOption('-m, --model <dir>', 'model bundle directory')
+    .requiredOption('--onnx <file.onnx>', 'write the ONNX graph here')
+    .addHelpText(
+      'after',
+      `
+The graph takes "features" [N, d]: rows after the bundle's feature pipeline (described under
+"features" in manifest.json: column order, transform, centre and scale of each input), and gives
+"score" [N] (compare with the threshold in manifest.json) and "feature_error" [N, d].
+
+Example:
+  nadir export --model models/ae --onnx ae.onnx`,
+    )
+    .action((o) => {
+      checkOutputFile('--onnx', o.onnx);
+      const model = Model.load(o.model);
+      const det = model.detector as { onnx?: () => Uint8Array };
+      if (typeof det.onnx !== 'function')
+        throw new UserError(
+          `${model.manifest.detector.kind} models have no ONNX form`,
+          'ONNX export covers the neural detectors (autoencoder)',
+        );
+      const bytes = det.onnx();
+      writeFileSync(o.onnx, bytes);
+      process.stdout.write(
+        `${o.onnx}: ONNX graph of ${model.id} (${int(bytes.length)} bytes), input features [N, ${model.pipeline.width}], threshold ${model.threshold}\n`,
+      );
+    });
 
   return program;
 }

@@ -19,6 +19,10 @@ export interface Detector {
   fit(x: Matrix): void;
   /** One score per row; higher = more anomalous. */
   score(x: Matrix, out?: Float32Array): Float32Array;
+  /** The same scores through a batch runtime (ONNX Runtime), where the detector has one. */
+  scoreAsync?(x: Matrix): Promise<Float32Array>;
+  /** Files saved with the bundle besides the weights (an ONNX graph), derived from them. */
+  artifacts?(): { file: string; bytes: Uint8Array; description: string }[];
   /**
    * How much each feature column (output of the pipeline) is responsible for row `row`'s score:
    * non-negative weights, larger = more responsible. The model turns them into shares.

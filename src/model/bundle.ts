@@ -50,6 +50,8 @@ export interface Manifest {
     kind: string;
     params: Record<string, unknown>;
     weights: { file: string; sha256: string; bytes: number; arrays: WeightEntry[] };
+    /** Extra files of the bundle (e.g. `model.onnx`), derived from the weights. */
+    artifacts?: { file: string; sha256: string; bytes: number; description: string }[];
   };
   features: FeatureSchema;
   threshold: Threshold;
@@ -130,6 +132,17 @@ export class Model {
   }
 
   /** Features and scores for a set of rows. Throws MissingColumnsError when columns are absent. */
+  /**
+   * As `score`, through the detector's batch runtime where it has one (ONNX Runtime for neural
+   * detectors); the same scores within float32 rounding.
+   */
+  async scoreAsync(rows: Rows): Promise<{ x: Matrix; scores: Float32Array }> {
+    const data = this.pipeline.transform(rows);
+    const x = { data, rows: rows.n, cols: this.pipeline.width };
+    const scores = this.detector.scoreAsync ? await this.detector.scoreAsync(x) : this.detector.score(x);
+    return { x, scores };
+  }
+
   score(rows: Rows): { x: Matrix; scores: Float32Array } {
     const data = this.pipeline.transform(rows);
     const x = { data, rows: rows.n, cols: this.pipeline.width };
@@ -198,6 +211,17 @@ export class Model {
       arrays,
     };
     writeAtomic(join(dir, 'weights.bin'), blob);
+    const artifacts = this.detector.artifacts?.() ?? [];
+    m.detector.artifacts = artifacts.map((a) => {
+      writeAtomic(join(dir, a.file), Buffer.from(a.bytes));
+      return {
+        file: a.file,
+        sha256: createHash('sha256').update(a.bytes).digest('hex'),
+        bytes: a.bytes.length,
+        description: a.description,
+      };
+    });
+    if (m.detector.artifacts.length === 0) delete m.detector.artifacts;
     writeAtomic(join(dir, 'manifest.json'), Buffer.from(`${JSON.stringify(m, null, 2)}\n`));
   }
 

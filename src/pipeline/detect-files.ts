@@ -59,7 +59,7 @@ export async function detectFiles(model: Model, opts: DetectOptions): Promise<De
     if (unusable.has(batch.plan.key)) continue;
     let res: ReturnType<Model['score']>;
     try {
-      res = model.score(batch);
+      res = await model.scoreAsync(batch);
     } catch (e) {
       if (!(e instanceof MissingColumnsError)) throw e;
       unusable.add(batch.plan.key);

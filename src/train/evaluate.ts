@@ -107,7 +107,7 @@ export async function evaluate(
     if (unusable.has(batch.plan.key)) continue;
     let result: ReturnType<Model['score']>;
     try {
-      result = model.score(batch);
+      result = await model.scoreAsync(batch);
     } catch (e) {
       if (!(e instanceof MissingColumnsError)) throw e;
       unusable.add(batch.plan.key);

@@ -8,6 +8,7 @@
 import type { ActName, Tensor } from '../../nn/engine.js';
 import { DEFAULT_FIT, type EpochReport, type FitOptions, fitAutoencoder } from '../../nn/fit.js';
 import { type LayerSpec, Mlp } from '../../nn/mlp.js';
+import { mlpToOnnx, OnnxScorer, onnxRuntime } from '../../nn/onnx.js';
 import { type Detector, type Matrix, registerDetector, type WeightArray } from '../detector.js';
 
 export interface AutoencoderParams {
@@ -27,7 +28,7 @@ export interface AutoencoderParams {
 export const DEFAULT_AUTOENCODER: AutoencoderParams = {
   layers: [64, 32, 16],
   activation: 'relu',
-  epochs: DEFAULT_FIT.epochs,
+  epochs: 100,
   batchSize: DEFAULT_FIT.batchSize,
   lr: DEFAULT_FIT.lr,
   weightDecay: 0,
@@ -39,6 +40,8 @@ export const DEFAULT_AUTOENCODER: AutoencoderParams = {
 
 /** Rows scored per kernel call. */
 const SCORE_BATCH = 4096;
+/** Batches at least this large go to ONNX Runtime when it is available; smaller ones stay in WASM. */
+const ORT_MIN_ROWS = 256;
 
 export function autoencoderSpecs(
   cols: number,
@@ -126,6 +129,42 @@ export class Autoencoder implements Detector {
       net.forward(m);
       k.rowMse(m, d, net.output.ptr, net.input.ptr, errs.ptr);
       out.set(errs.data.subarray(0, m), s);
+    }
+    return out;
+  }
+
+  /** The network as an ONNX graph: score [N] and feature_error [N, d] from features [N, d]. */
+  onnx(): Uint8Array {
+    if (!this.net) throw new Error('autoencoder: not fitted');
+    return mlpToOnnx({
+      name: 'nadir-autoencoder',
+      inDim: this.cols,
+      specs: autoencoderSpecs(this.cols, this.p),
+      weights: this.net.exportWeights(),
+      tail: 'reconstruction',
+      doc: 'NADIR autoencoder: input = features after the bundle pipeline (manifest.json "features"); score = mean squared reconstruction error.',
+    });
+  }
+
+  artifacts(): { file: string; bytes: Uint8Array; description: string }[] {
+    return [
+      { file: 'model.onnx', bytes: this.onnx(), description: 'ONNX graph: features → score, feature_error' },
+    ];
+  }
+
+  private scorer: Promise<OnnxScorer | null> | null = null;
+
+  async scoreAsync(x: Matrix): Promise<Float32Array> {
+    this.ready(x);
+    if (x.rows < ORT_MIN_ROWS || !onnxRuntime()) return this.score(x);
+    this.scorer ??= OnnxScorer.create(this.onnx(), this.cols).catch(() => null);
+    const s = await this.scorer;
+    if (!s) return this.score(x);
+    const out = new Float32Array(x.rows);
+    const d = this.cols;
+    for (let i = 0; i < x.rows; i += SCORE_BATCH) {
+      const m = Math.min(SCORE_BATCH, x.rows - i);
+      out.set(await s.score(x.data.subarray(i * d, (i + m) * d), m), i);
     }
     return out;
   }

@@ -1,0 +1,215 @@
+/**
+ * ONNX graphs from trained networks, and scoring them with ONNX Runtime.
+ *
+ * A dense network becomes Gemm (+ activation) nodes with its weights as initializers; a score
+ * tail turns the output into what the detector reports (for an autoencoder: the per-feature
+ * squared reconstruction error and its row mean). The same file is what `nadir export --onnx`
+ * hands to users who serve elsewhere. ONNX Runtime (onnxruntime-node) is loaded lazily and is
+ * optional: where it cannot load, the training core's own forward pass scores instead.
+ */
+import { createRequire } from 'node:module';
+import onnxProto from 'onnx-proto';
+import { NADIR_VERSION } from '../core/version.js';
+import type { ActName } from './engine.js';
+import type { LayerSpec } from './mlp.js';
+
+const { onnx } = onnxProto;
+
+/** Opset 17: ReduceMean still takes `axes` as an attribute; every runtime of the last years has it. */
+const OPSET = 17;
+const FLOAT = 1;
+
+export interface OnnxGraphSpec {
+  name: string;
+  inDim: number;
+  specs: LayerSpec[];
+  /** Weights named W0, b0, W1, ... as in Mlp.exportWeights(). */
+  weights: Record<string, Float32Array>;
+  /** `reconstruction`: outputs `score` [N] and `feature_error` [N, d] (autoencoders). */
+  tail: 'reconstruction';
+  doc?: string;
+}
+
+function tensor(name: string, dims: number[], values: Float32Array): InstanceType<typeof onnx.TensorProto> {
+  return onnx.TensorProto.create({
+    name,
+    dims,
+    dataType: FLOAT,
+    rawData: new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength)),
+  });
+}
+
+function valueInfo(name: string, dims: (number | string)[]) {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: {
+      tensorType: {
+        elemType: FLOAT,
+        shape: {
+          dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })),
+        },
+      },
+    },
+  });
+}
+
+const ACT_OP: Record<ActName, string | null> = {
+  none: null,
+  relu: 'Relu',
+  leaky: 'LeakyRelu',
+  tanh: 'Tanh',
+  sigmoid: 'Sigmoid',
+};
+
+/** Serialises a dense network with its score tail as an ONNX model. */
+export function mlpToOnnx(g: OnnxGraphSpec): Uint8Array {
+  const nodes: InstanceType<typeof onnx.NodeProto>[] = [];
+  const inits: InstanceType<typeof onnx.TensorProto>[] = [];
+  let cur = 'features';
+  let d = g.inDim;
+  g.specs.forEach((s, l) => {
+    const W = g.weights[`W${l}`];
+    const b = g.weights[`b${l}`];
+    if (!W || W.length !== d * s.units || !b || b.length !== s.units)
+      throw new Error(`ONNX export: layer ${l} weights do not match its shape`);
+    inits.push(tensor(`W${l}`, [d, s.units], W), tensor(`b${l}`, [s.units], b));
+    const out = `dense${l}`;
+    nodes.push(
+      onnx.NodeProto.create({
+        opType: 'Gemm',
+        input: [cur, `W${l}`, `b${l}`],
+        output: [out],
+        name: `gemm${l}`,
+      }),
+    );
+    cur = out;
+    const op = ACT_OP[s.act];
+    if (op) {
+      const a = `${s.act}${l}`;
+      const attrs =
+        s.act === 'leaky'
+          ? [
+              onnx.AttributeProto.create({
+                name: 'alpha',
+                f: 0.01,
+                type: onnx.AttributeProto.AttributeType.FLOAT,
+              }),
+            ]
+          : [];
+      nodes.push(
+        onnx.NodeProto.create({ opType: op, input: [cur], output: [a], name: `act${l}`, attribute: attrs }),
+      );
+      cur = a;
+    }
+    d = s.units;
+  });
+  if (d !== g.inDim) throw new Error('ONNX export: a reconstruction tail needs output width = input width');
+  nodes.push(
+    onnx.NodeProto.create({
+      opType: 'Sub',
+      input: [cur, 'features'],
+      output: ['residual'],
+      name: 'residual',
+    }),
+    onnx.NodeProto.create({
+      opType: 'Mul',
+      input: ['residual', 'residual'],
+      output: ['feature_error'],
+      name: 'square',
+    }),
+    onnx.NodeProto.create({
+      opType: 'ReduceMean',
+      input: ['feature_error'],
+      output: ['score'],
+      name: 'score',
+      attribute: [
+        onnx.AttributeProto.create({ name: 'axes', ints: [1], type: onnx.AttributeProto.AttributeType.INTS }),
+        onnx.AttributeProto.create({ name: 'keepdims', i: 0, type: onnx.AttributeProto.AttributeType.INT }),
+      ],
+    }),
+  );
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'nadir',
+    producerVersion: NADIR_VERSION,
+    docString: g.doc ?? '',
+    opsetImport: [{ domain: '', version: OPSET }],
+    graph: {
+      name: g.name,
+      node: nodes,
+      initializer: inits,
+      input: [valueInfo('features', ['N', g.inDim])],
+      output: [valueInfo('score', ['N']), valueInfo('feature_error', ['N', g.inDim])],
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// ONNX Runtime
+
+interface OrtTensor {
+  data: Float32Array;
+  dims: readonly number[];
+}
+interface OrtSession {
+  run(feeds: Record<string, OrtTensor>, fetches?: string[]): Promise<Record<string, OrtTensor>>;
+  release?(): Promise<void>;
+}
+interface OrtModule {
+  InferenceSession: {
+    create(bytes: Uint8Array, opts?: Record<string, unknown>): Promise<OrtSession>;
+  };
+  Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => OrtTensor;
+}
+
+let ort: OrtModule | null | undefined;
+let ortError = '';
+
+/** ONNX Runtime, or null (with `ortUnavailable()` saying why) where it cannot load. */
+export function onnxRuntime(): OrtModule | null {
+  if (ort === undefined) {
+    if (process.env.NADIR_NO_ONNXRUNTIME) {
+      ort = null;
+      ortError = 'disabled by NADIR_NO_ONNXRUNTIME';
+    } else
+      try {
+        ort = createRequire(import.meta.url)('onnxruntime-node') as OrtModule;
+      } catch (e) {
+        ort = null;
+        ortError = (e as Error).message.split('\n')[0];
+      }
+  }
+  return ort;
+}
+
+export function ortUnavailable(): string {
+  return ortError;
+}
+
+/** A scoring session over an exported graph (one intra-op thread: NADIR parallelises by process). */
+export class OnnxScorer {
+  private constructor(
+    private readonly session: OrtSession,
+    private readonly rt: OrtModule,
+    readonly cols: number,
+  ) {}
+
+  static async create(bytes: Uint8Array, cols: number, threads = 1): Promise<OnnxScorer | null> {
+    const rt = onnxRuntime();
+    if (!rt) return null;
+    const session = await rt.InferenceSession.create(bytes, {
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: 'all',
+    });
+    return new OnnxScorer(session, rt, cols);
+  }
+
+  /** Scores rows × cols values; returns one score per row. */
+  async score(data: Float32Array, rows: number): Promise<Float32Array> {
+    const input = new this.rt.Tensor('float32', data.subarray(0, rows * this.cols), [rows, this.cols]);
+    const out = await this.session.run({ features: input }, ['score']);
+    return out.score.data;
+  }
+}
