@@ -13,6 +13,7 @@ import { Rng } from '../src/core/rng.js';
 import { Autoencoder, autoencoderSpecs } from '../src/detect/autoencoder/autoencoder.js';
 import { DEFAULT_FIT, fitAutoencoder } from '../src/nn/fit.js';
 import { Mlp } from '../src/nn/mlp.js';
+import { onnxRuntime } from '../src/nn/onnx.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, def: number) => {
@@ -38,7 +39,7 @@ function data(): Float32Array {
   return x;
 }
 
-function nadir(x: Float32Array) {
+async function nadir(x: Float32Array) {
   const specs = autoencoderSpecs(D, { layers: LAYERS, activation: 'relu' });
   const train = (bs: number): number => {
     const runs: number[] = [];
@@ -70,6 +71,13 @@ function nadir(x: Float32Array) {
     ae.score(m, out);
     scoreRuns.push(ROWS / ((performance.now() - t) / 1000));
   }
+  const ortRuns: number[] = [];
+  if (onnxRuntime())
+    for (let r = 0; r < REPS + 2; r++) {
+      const t = performance.now();
+      await ae.scoreAsync(m);
+      ortRuns.push(ROWS / ((performance.now() - t) / 1000));
+    }
   const one = new Float32Array(1);
   const lat: number[] = [];
   for (let i = 0; i < 20_000; i++) {
@@ -83,6 +91,7 @@ function nadir(x: Float32Array) {
     train256,
     train1024,
     score4096: median(scoreRuns.slice(2)),
+    scoreOrt: ortRuns.length ? median(ortRuns.slice(2)) : Number.NaN,
     p50us: lat[Math.floor(lat.length * 0.5)],
     p99us: lat[Math.floor(lat.length * 0.99)],
     rssMb: process.resourceUsage().maxRSS / 1024,
@@ -136,10 +145,10 @@ async function main() {
   console.log(
     `autoencoder ${D}-${LAYERS.join('-')}-…-${D}, ${ROWS.toLocaleString()} rows, ${EPOCHS} epochs, one core`,
   );
-  const n = nadir(x);
+  const n = await nadir(x);
   const rows: [string, string, string, string][] = [];
   const fmt = (v: number) => Math.round(v).toLocaleString();
-  let t: typeof n | null = null;
+  let t: Omit<typeof n, 'scoreOrt'> | null = null;
   const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status === 0) {
     const { writeFileSync, mkdtempSync } = await import('node:fs');
@@ -170,10 +179,16 @@ async function main() {
     ratio(n.train1024, t?.train1024),
   ]);
   rows.push([
-    'score rows/s, batch 4096',
+    'score rows/s, WASM core',
     fmt(n.score4096),
     t ? fmt(t.score4096) : '–',
     ratio(n.score4096, t?.score4096),
+  ]);
+  rows.push([
+    'score rows/s, ONNX Runtime',
+    Number.isNaN(n.scoreOrt) ? '–' : fmt(n.scoreOrt),
+    t ? fmt(t.score4096) : '–',
+    Number.isNaN(n.scoreOrt) ? '–' : ratio(n.scoreOrt, t?.score4096),
   ]);
   rows.push([
     'single row p50 (µs)',
