@@ -43,6 +43,7 @@ export function renderTrain(model: Model, out: string | undefined): string {
   lines.push(`Model ${m.id}${out ? ` saved to ${out}` : ''}`);
   lines.push(
     `  detector   ${m.detector.kind} ${Object.entries(m.detector.params)
+      .filter(([, v]) => v === null || typeof v !== 'object' || Array.isArray(v))
       .map(([k, v]) => `${k}=${v}`)
       .join(' ')}`,
   );

@@ -285,6 +285,16 @@ export function buildProgram(): Command {
       'neural detectors: AdamW weight decay (default 0)',
       nonNegativeNumber('--weight-decay'),
     )
+    .option(
+      '--cont-weight <w>',
+      'hybrid-autoencoder: weight of the continuous reconstruction error (default 1)',
+      nonNegativeNumber('--cont-weight'),
+    )
+    .option(
+      '--cat-weight <w>',
+      'hybrid-autoencoder: weight of the categorical cross-entropy (default 1)',
+      nonNegativeNumber('--cat-weight'),
+    )
     .addOption(
       new Option('--transform <mode>', 'heavy-tail transform of numeric columns')
         .choices(['auto', 'log', 'none'])
@@ -347,6 +357,8 @@ Examples:
           lr: o.lr,
           noise: o.noise,
           weightDecay: o.weightDecay,
+          contWeight: o.contWeight,
+          catWeight: o.catWeight,
         },
         split,
         threshold: o.threshold,

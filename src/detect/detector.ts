@@ -5,6 +5,8 @@
  * every detector gets them the same way; the model bundle (model/bundle.ts) ties them together.
  */
 
+import type { Encoding, FeatureSchema } from '../features/pipeline.js';
+
 /** Row-major matrix of float32 features. */
 export interface Matrix {
   data: Float32Array;
@@ -16,6 +18,8 @@ export type WeightArray = Float32Array | Float64Array | Int32Array | Uint32Array
 
 export interface Detector {
   readonly kind: string;
+  /** Told the feature layout before `fit`, by detectors that treat column kinds differently. */
+  configure?(schema: FeatureSchema): void;
   fit(x: Matrix): void;
   /** One score per row; higher = more anomalous. */
   score(x: Matrix, out?: Float32Array): Float32Array;
@@ -39,6 +43,8 @@ export interface Detector {
 export interface DetectorFactory {
   kind: string;
   description: string;
+  /** Categorical encoding the detector needs (overrides --encoding). */
+  encoding?: Encoding;
   create(params: Record<string, unknown>): Detector;
   restore(params: Record<string, unknown>, weights: Record<string, WeightArray>): Detector;
 }

@@ -16,6 +16,7 @@ import { FeaturePipeline, type FeatureSchema, type Rows } from '../features/pipe
 import type { IngestOptions } from '../ingest/table.js';
 // Detectors register themselves on import.
 import '../detect/autoencoder/autoencoder.js';
+import '../detect/autoencoder/hybrid.js';
 import '../detect/iforest/iforest.js';
 
 export const MODEL_FORMAT = 'nadir-model';

@@ -56,6 +56,69 @@ export interface Kernels {
   addGaussian(n: number, x: number, std: number, state: number, dst: number): void;
   dropout(n: number, x: number, p: number, state: number, mask: number): void;
   mulInPlace(n: number, x: number, mask: number): void;
+  copyBlock(
+    m: number,
+    n: number,
+    src: number,
+    lds: number,
+    dst: number,
+    ldd: number,
+    std: number,
+    state: number,
+  ): void;
+  embedGather(
+    m: number,
+    e: number,
+    K: number,
+    table: number,
+    src: number,
+    lds: number,
+    dst: number,
+    ldd: number,
+  ): void;
+  embedScatter(
+    m: number,
+    e: number,
+    K: number,
+    gTable: number,
+    src: number,
+    lds: number,
+    dIn: number,
+    ldi: number,
+  ): void;
+  mseBlock(
+    m: number,
+    n: number,
+    y: number,
+    ldy: number,
+    t: number,
+    ldt: number,
+    g: number,
+    ldg: number,
+    w: number,
+  ): number;
+  rowMseBlock(
+    m: number,
+    n: number,
+    y: number,
+    ldy: number,
+    t: number,
+    ldt: number,
+    out: number,
+    w: number,
+  ): void;
+  ceBlock(
+    m: number,
+    K: number,
+    z: number,
+    ldz: number,
+    src: number,
+    lds: number,
+    g: number,
+    ldg: number,
+    out: number,
+    w: number,
+  ): number;
   heapBase(): number;
 }
 

@@ -6,7 +6,7 @@
  * kernel, so an epoch allocates nothing.
  */
 import { Rng } from '../core/rng.js';
-import type { Tensor } from './engine.js';
+import type { Engine, Tensor } from './engine.js';
 import { Adam, type Mlp } from './mlp.js';
 
 export interface FitOptions {
@@ -56,22 +56,26 @@ export interface FitResult {
 export class TrainingError extends Error {}
 
 /**
- * Trains `net` to reconstruct its input (an autoencoder): rows of `x` (n × d, row-major).
+ * What a training loop needs from a model: its parameters, and a function that takes the batch
+ * of rows whose indices (int32) lie at `idx` in engine memory, runs the forward pass, returns the
+ * mean loss, and with `train` also runs the backward pass (filling the parameters' gradients).
  */
-export function fitAutoencoder(net: Mlp, x: Float32Array, n: number, opts: FitOptions): FitResult {
-  const d = net.inDim;
-  if (net.outDim !== d) throw new Error('an autoencoder must output as many columns as it reads');
+export interface Task {
+  engine: Engine;
+  rows: number;
+  maxBatch: number;
+  params: { p: Tensor; g: Tensor }[];
+  batchLoss(idx: number, m: number, train: boolean): number;
+}
+
+/** Mini-batch AdamW over a task with validation, early stopping and best-weight restore. */
+export function fitLoop(task: Task, opts: FitOptions): FitResult {
+  const n = task.rows;
   if (n < 2) throw new TrainingError(`cannot train on ${n} row(s)`);
-  for (let i = 0; i < n * d; i++)
-    if (!Number.isFinite(x[i]))
-      throw new TrainingError(`training value at row ${Math.floor(i / d)}, column ${i % d} is not finite`);
-  const e = net.engine;
+  const e = task.engine;
   const k = e.kernels;
   const rng = new Rng(opts.seed);
-  const bs = Math.min(opts.batchSize, net.maxBatch);
-
-  const data = e.tensor(n, d);
-  data.data.set(x.subarray(0, n * d));
+  const bs = Math.max(1, Math.min(opts.batchSize, task.maxBatch));
   const order = e.int32(n);
   const ord = order.data();
   for (let i = 0; i < n; i++) ord[i] = i;
@@ -79,10 +83,8 @@ export function fitAutoencoder(net: Mlp, x: Float32Array, n: number, opts: FitOp
   const nVal =
     opts.validationFraction > 0 ? Math.min(n - 1, Math.max(1, Math.round(n * opts.validationFraction))) : 0;
   const nTrain = n - nVal;
-  const clean = e.tensor(net.maxBatch, d);
-  const noiseState = e.rngState(opts.seed ^ 0x2545f491);
-  const opt = new Adam(e, net.params(), opts.lr, 0.9, 0.999, 1e-8, opts.weightDecay);
-  const params = net.params();
+  const params = task.params;
+  const opt = new Adam(e, params, opts.lr, 0.9, 0.999, 1e-8, opts.weightDecay);
   const best = params.map((q) => e.tensor(q.p.rows, q.p.cols));
   const saveBest = (): void => {
     for (let i = 0; i < params.length; i++) k.copy(params[i].p.size, params[i].p.ptr, best[i].ptr);
@@ -90,15 +92,12 @@ export function fitAutoencoder(net: Mlp, x: Float32Array, n: number, opts: FitOp
   const restoreBest = (): void => {
     for (let i = 0; i < params.length; i++) k.copy(params[i].p.size, best[i].ptr, params[i].p.ptr);
   };
-
   const valLoss = (): number => {
     if (nVal === 0) return Number.NaN;
     let total = 0;
-    for (let s = 0; s < nVal; s += net.maxBatch) {
-      const m = Math.min(net.maxBatch, nVal - s);
-      k.gatherRows(m, d, data.ptr, order.ptr + (nTrain + s) * 4, net.input.ptr);
-      net.forward(m);
-      total += k.mse(m, d, net.output.ptr, net.input.ptr, 0) * m;
+    for (let s = 0; s < nVal; s += task.maxBatch) {
+      const m = Math.min(task.maxBatch, nVal - s);
+      total += task.batchLoss(order.ptr + (nTrain + s) * 4, m, false) * m;
     }
     return total / nVal;
   };
@@ -112,18 +111,11 @@ export function fitAutoencoder(net: Mlp, x: Float32Array, n: number, opts: FitOp
   for (let ep = 1; ep <= opts.epochs; ep++) {
     const t0 = performance.now();
     // Shuffle the training part only; the validation rows stay fixed at the end.
-    const tr = order.data().subarray(0, nTrain);
-    rng.shuffle(tr);
+    rng.shuffle(order.data().subarray(0, nTrain));
     let sum = 0;
     for (let s = 0; s < nTrain; s += bs) {
       const m = Math.min(bs, nTrain - s);
-      const idx = order.ptr + s * 4;
-      const target: Tensor = opts.noise > 0 ? clean : net.input;
-      k.gatherRows(m, d, data.ptr, idx, target.ptr);
-      if (opts.noise > 0) k.addGaussian(m * d, clean.ptr, opts.noise, noiseState, net.input.ptr);
-      net.forward(m);
-      sum += k.mse(m, d, net.output.ptr, target.ptr, net.dOutput.ptr) * m;
-      net.backward(m);
+      sum += task.batchLoss(order.ptr + s * 4, m, true) * m;
       if (opts.clipNorm > 0) opt.clip(opts.clipNorm);
       opt.step();
     }
@@ -160,4 +152,46 @@ export function fitAutoencoder(net: Mlp, x: Float32Array, n: number, opts: FitOp
   }
   restoreBest();
   return { epochs, bestEpoch, bestValLoss: bestLoss, stoppedEarly };
+}
+
+/** Throws a TrainingError naming the first non-finite value of an n × d matrix. */
+export function checkFinite(x: Float32Array, n: number, d: number): void {
+  for (let i = 0; i < n * d; i++)
+    if (!Number.isFinite(x[i]))
+      throw new TrainingError(`training value at row ${Math.floor(i / d)}, column ${i % d} is not finite`);
+}
+
+/**
+ * Trains `net` to reconstruct its input (an autoencoder): rows of `x` (n × d, row-major).
+ */
+export function fitAutoencoder(net: Mlp, x: Float32Array, n: number, opts: FitOptions): FitResult {
+  const d = net.inDim;
+  if (net.outDim !== d) throw new Error('an autoencoder must output as many columns as it reads');
+  if (n < 2) throw new TrainingError(`cannot train on ${n} row(s)`);
+  checkFinite(x, n, d);
+  const e = net.engine;
+  const k = e.kernels;
+  const data = e.tensor(n, d);
+  data.data.set(x.subarray(0, n * d));
+  const clean = e.tensor(net.maxBatch, d);
+  const noiseState = e.rngState(opts.seed ^ 0x2545f491);
+  return fitLoop(
+    {
+      engine: e,
+      rows: n,
+      maxBatch: net.maxBatch,
+      params: net.params(),
+      batchLoss: (idx, m, train) => {
+        const noisy = train && opts.noise > 0;
+        const target: Tensor = noisy ? clean : net.input;
+        k.gatherRows(m, d, data.ptr, idx, target.ptr);
+        if (noisy) k.addGaussian(m * d, clean.ptr, opts.noise, noiseState, net.input.ptr);
+        net.forward(m);
+        const loss = k.mse(m, d, net.output.ptr, target.ptr, train ? net.dOutput.ptr : 0);
+        if (train) net.backward(m);
+        return loss;
+      },
+    },
+    opts,
+  );
 }

@@ -146,6 +146,133 @@ export function mlpToOnnx(g: OnnxGraphSpec): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Hybrid autoencoder graph
+
+const INT64 = 7;
+
+/** A small graph builder: nodes get unique output names; initializers are float32 or int64. */
+class GraphBuilder {
+  readonly nodes: InstanceType<typeof onnx.NodeProto>[] = [];
+  readonly inits: InstanceType<typeof onnx.TensorProto>[] = [];
+  private n = 0;
+
+  floats(name: string, dims: number[], values: Float32Array): string {
+    this.inits.push(tensor(name, dims, values));
+    return name;
+  }
+
+  ints(dims: number[], values: number[]): string {
+    const name = `c${this.n++}`;
+    const b = new BigInt64Array(values.map((v) => BigInt(v)));
+    this.inits.push(
+      onnx.TensorProto.create({ name, dims, dataType: INT64, rawData: new Uint8Array(b.buffer) }),
+    );
+    return name;
+  }
+
+  scalar(v: number): string {
+    return this.floats(`c${this.n++}`, [], Float32Array.of(v));
+  }
+
+  op(opType: string, input: string[], attrs: Record<string, number | number[]> = {}, out?: string): string {
+    const output = out ?? `${opType.toLowerCase()}${this.n++}`;
+    const attribute = Object.entries(attrs).map(([name, v]) =>
+      Array.isArray(v)
+        ? onnx.AttributeProto.create({ name, ints: v, type: onnx.AttributeProto.AttributeType.INTS })
+        : Number.isInteger(v) && name !== 'alpha'
+          ? onnx.AttributeProto.create({ name, i: v, type: onnx.AttributeProto.AttributeType.INT })
+          : onnx.AttributeProto.create({ name, f: v, type: onnx.AttributeProto.AttributeType.FLOAT }),
+    );
+    this.nodes.push(onnx.NodeProto.create({ opType, input, output: [output], name: output, attribute }));
+    return output;
+  }
+}
+
+export interface HybridOnnxSpec {
+  layout: { width: number; contCols: number[]; catCols: number[]; catK: number[]; embDims: number[] };
+  specs: LayerSpec[];
+  weights: Record<string, Float32Array>;
+  contWeight: number;
+  catWeight: number;
+}
+
+/**
+ * The hybrid autoencoder as ONNX: continuous columns and embedded categories in, the weighted
+ * reconstruction error plus the weighted cross-entropy of each observed category out as `score`.
+ * Category indices outside [0, K) count as index 0 (`<other>`), as in the training core.
+ */
+export function hybridToOnnx(h: HybridOnnxSpec): Uint8Array {
+  const g = new GraphBuilder();
+  const L = h.layout;
+  const dc = L.contCols.length;
+  const nc = L.catCols.length;
+  const parts: string[] = [];
+  const cont = dc > 0 ? g.op('Gather', ['features', g.ints([dc], L.contCols)], { axis: 1 }) : '';
+  if (dc > 0) parts.push(cont);
+  const idx: string[] = [];
+  for (let c = 0; c < nc; c++) {
+    const col = g.op('Gather', ['features', g.ints([], [L.catCols[c]])], { axis: 1 });
+    const asInt = g.op('Cast', [col], { to: INT64 });
+    const zero = g.ints([], [0]);
+    const ok = g.op('And', [
+      g.op('GreaterOrEqual', [asInt, zero]),
+      g.op('Less', [asInt, g.ints([], [L.catK[c]])]),
+    ]);
+    const i = g.op('Where', [ok, asInt, zero]);
+    idx.push(i);
+    const table = g.floats(`E${c}`, [L.catK[c], L.embDims[c]], h.weights[`E${c}`]);
+    parts.push(g.op('Gather', [table, i], { axis: 0 }));
+  }
+  let cur = parts.length === 1 ? parts[0] : g.op('Concat', parts, { axis: 1 });
+  let d = dc + L.embDims.reduce((a, b) => a + b, 0);
+  h.specs.forEach((s, l) => {
+    const W = h.weights[`W${l}`];
+    const b = h.weights[`b${l}`];
+    if (!W || W.length !== d * s.units || !b || b.length !== s.units)
+      throw new Error(`ONNX export: layer ${l} weights do not match its shape`);
+    cur = g.op('Gemm', [cur, g.floats(`W${l}`, [d, s.units], W), g.floats(`b${l}`, [s.units], b)]);
+    const op = ACT_OP[s.act];
+    if (op) cur = g.op(op, [cur], s.act === 'leaky' ? { alpha: 0.01 } : {});
+    d = s.units;
+  });
+  const one = g.ints([1], [1]);
+  const slice = (from: number, to: number) =>
+    g.op('Slice', [cur, g.ints([1], [from]), g.ints([1], [to]), one]);
+  const terms: string[] = [];
+  if (dc > 0) {
+    const r = g.op('Sub', [slice(0, dc), cont]);
+    const mse = g.op('ReduceMean', [g.op('Mul', [r, r])], { axes: [1], keepdims: 0 });
+    terms.push(g.op('Mul', [mse, g.scalar(h.contWeight)]));
+  }
+  let off = dc;
+  for (let c = 0; c < nc; c++) {
+    const K = L.catK[c];
+    const logp = g.op('LogSoftmax', [slice(off, off + K)], { axis: 1 });
+    const picked = g.op('GatherElements', [logp, g.op('Unsqueeze', [idx[c], one])], { axis: 1 });
+    const ce = g.op('Squeeze', [picked, one]);
+    terms.push(g.op('Mul', [ce, g.scalar(-h.catWeight / nc)]));
+    off += K;
+  }
+  g.op(terms.length === 1 ? 'Identity' : 'Sum', terms, {}, 'score');
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'nadir',
+    producerVersion: NADIR_VERSION,
+    docString:
+      'NADIR hybrid autoencoder: input = features after the bundle pipeline (categorical columns as category indices); score = weighted MSE + weighted cross-entropy.',
+    opsetImport: [{ domain: '', version: OPSET }],
+    graph: {
+      name: 'nadir-hybrid-autoencoder',
+      node: g.nodes,
+      initializer: g.inits,
+      input: [valueInfo('features', ['N', L.width])],
+      output: [valueInfo('score', ['N'])],
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+// ---------------------------------------------------------------------------------------------
 // ONNX Runtime
 
 interface OrtTensor {

@@ -210,12 +210,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (fitRows.n < 2) throw new UserError(`only ${fitRows.n} benign training row(s); need at least 2`);
 
   opts.onPhase?.('fitting');
-  const pipeline = FeaturePipeline.fit(fitRows, opts.features);
+  const features = factory.encoding ? { ...opts.features, encoding: factory.encoding } : opts.features;
+  const pipeline = FeaturePipeline.fit(fitRows, features);
   if (pipeline.width === 0)
     throw new UserError('no usable feature columns: every column is an identifier, dropped or constant');
   const x = { data: pipeline.transform(fitRows), rows: fitRows.n, cols: pipeline.width };
   const detector = factory.create({ seed: opts.seed, ...opts.detectorParams });
   detector.onFitProgress = opts.onFitProgress;
+  detector.configure?.(pipeline.schema);
   detector.fit(x);
 
   opts.onPhase?.('calibrating');

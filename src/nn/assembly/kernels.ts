@@ -529,6 +529,108 @@ export function mulInPlace(n: i32, x: usize, mask: usize): void {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Blocks of columns, embeddings and per-block losses (mixed continuous/categorical models).
+// Matrices here have explicit row strides (ld, in elements) so a block of columns can be used in
+// place; pointers already point at the block's first column.
+
+// dst block[m×n] = src block[m×n] (+ std·N(0, 1) when std > 0).
+export function copyBlock(m: i32, n: i32, src: usize, lds: i32, dst: usize, ldd: i32, std: f32, state: usize): void {
+  for (let i = 0; i < m; i++) {
+    const s = src + (<usize>(i * lds)) * 4;
+    const d = dst + (<usize>(i * ldd)) * 4;
+    if (std > 0) addGaussian(n, s, std, state, d);
+    else memory.copy(d, s, <usize>n * 4);
+  }
+}
+
+// @ts-ignore: decorator
+@inline
+function categoryOf(src: usize, i: i32, lds: i32, K: i32): i32 {
+  const v = <i32>load<f32>(src + (<usize>(i * lds)) * 4);
+  return v < 0 || v >= K ? 0 : v;
+}
+
+// dst[i, 0..e) = table[c_i, 0..e) where c_i is the category index held (as a float) in src[i·lds].
+export function embedGather(m: i32, e: i32, K: i32, table: usize, src: usize, lds: i32, dst: usize, ldd: i32): void {
+  for (let i = 0; i < m; i++) {
+    const c = categoryOf(src, i, lds, K);
+    memory.copy(dst + (<usize>(i * ldd)) * 4, table + (<usize>(c * e)) * 4, <usize>e * 4);
+  }
+}
+
+// gTable[c_i, ·] += dIn[i, 0..e): the embedding's gradient (gTable is not cleared here).
+export function embedScatter(m: i32, e: i32, K: i32, gTable: usize, src: usize, lds: i32, dIn: usize, ldi: i32): void {
+  for (let i = 0; i < m; i++) {
+    const c = categoryOf(src, i, lds, K);
+    const g = gTable + (<usize>(c * e)) * 4;
+    const d = dIn + (<usize>(i * ldi)) * 4;
+    for (let j = 0; j < e; j++) store<f32>(g + (<usize>j) * 4, load<f32>(g + (<usize>j) * 4) + load<f32>(d + (<usize>j) * 4));
+  }
+}
+
+// w · mean squared error over an m×n block; writes w · d/dy into g (if non-zero).
+export function mseBlock(m: i32, n: i32, y: usize, ldy: i32, t: usize, ldt: i32, g: usize, ldg: i32, w: f32): f64 {
+  let total: f64 = 0;
+  const scale: f32 = (2 * w) / <f32>(m * n);
+  for (let i = 0; i < m; i++) {
+    const yr = y + (<usize>(i * ldy)) * 4;
+    const tr = t + (<usize>(i * ldt)) * 4;
+    const gr = g + (<usize>(i * ldg)) * 4;
+    let s: f32 = 0;
+    for (let j = 0; j < n; j++) {
+      const d = load<f32>(yr + (<usize>j) * 4) - load<f32>(tr + (<usize>j) * 4);
+      s += d * d;
+      if (g) store<f32>(gr + (<usize>j) * 4, d * scale);
+    }
+    total += <f64>s;
+  }
+  return (<f64>w * total) / <f64>(m * n);
+}
+
+// out[i] += w · mean over the block's n columns of (y − t)².
+export function rowMseBlock(m: i32, n: i32, y: usize, ldy: i32, t: usize, ldt: i32, out: usize, w: f32): void {
+  for (let i = 0; i < m; i++) {
+    const yr = y + (<usize>(i * ldy)) * 4;
+    const tr = t + (<usize>(i * ldt)) * 4;
+    let s: f32 = 0;
+    for (let j = 0; j < n; j++) {
+      const d = load<f32>(yr + (<usize>j) * 4) - load<f32>(tr + (<usize>j) * 4);
+      s += d * d;
+    }
+    const o = out + (<usize>i) * 4;
+    store<f32>(o, load<f32>(o) + (w * s) / <f32>n);
+  }
+}
+
+// Softmax cross-entropy of the logits block z[m×K] (row stride ldz) against the category index in
+// src[i·lds]. Adds w · CE_i to out[i] when out is non-zero; writes w · dCE/dz / m into g when g is
+// non-zero. Returns w · mean CE.
+export function ceBlock(m: i32, K: i32, z: usize, ldz: i32, src: usize, lds: i32, g: usize, ldg: i32, out: usize, w: f32): f64 {
+  let total: f64 = 0;
+  const inv: f32 = w / <f32>m;
+  for (let i = 0; i < m; i++) {
+    const zr = z + (<usize>(i * ldz)) * 4;
+    const c = categoryOf(src, i, lds, K);
+    let mx = load<f32>(zr);
+    for (let j = 1; j < K; j++) mx = max(mx, load<f32>(zr + (<usize>j) * 4));
+    let sum: f32 = 0;
+    for (let j = 0; j < K; j++) sum += Mathf.exp(load<f32>(zr + (<usize>j) * 4) - mx);
+    const lse = mx + Mathf.log(sum);
+    const ce = lse - load<f32>(zr + (<usize>c) * 4);
+    total += <f64>ce;
+    if (out) store<f32>(out + (<usize>i) * 4, load<f32>(out + (<usize>i) * 4) + w * ce);
+    if (g) {
+      const gr = g + (<usize>(i * ldg)) * 4;
+      for (let j = 0; j < K; j++) {
+        const p = Mathf.exp(load<f32>(zr + (<usize>j) * 4) - lse);
+        store<f32>(gr + (<usize>j) * 4, (j === c ? p - 1 : p) * inv);
+      }
+    }
+  }
+  return (<f64>w * total) / <f64>m;
+}
+
 export function heapBase(): usize {
   return __heap_base;
 }
