@@ -9,70 +9,7 @@ import { Rng } from '../src/core/rng.js';
 import { type ActName, Engine } from '../src/nn/engine.js';
 import { DEFAULT_FIT, fitAutoencoder, TrainingError } from '../src/nn/fit.js';
 import { Adam, type LayerSpec, Mlp } from '../src/nn/mlp.js';
-
-function act64(v: number, a: ActName): number {
-  switch (a) {
-    case 'relu':
-      return v > 0 ? v : 0;
-    case 'leaky':
-      return v > 0 ? v : 0.01 * v;
-    case 'tanh':
-      return Math.tanh(v);
-    case 'sigmoid':
-      return 1 / (1 + Math.exp(-v));
-    default:
-      return v;
-  }
-}
-
-/** Float64 forward pass of an MLP given plain weight arrays (W row-major in × out). */
-function forward64(
-  x: Float64Array,
-  m: number,
-  inDim: number,
-  specs: LayerSpec[],
-  w: Float64Array[],
-): Float64Array {
-  let cur = x;
-  let d = inDim;
-  specs.forEach((s, l) => {
-    const W = w[2 * l];
-    const b = w[2 * l + 1];
-    const y = new Float64Array(m * s.units);
-    for (let i = 0; i < m; i++)
-      for (let j = 0; j < s.units; j++) {
-        let acc = b[j];
-        for (let k = 0; k < d; k++) acc += cur[i * d + k] * W[k * s.units + j];
-        y[i * s.units + j] = act64(acc, s.act);
-      }
-    cur = y;
-    d = s.units;
-  });
-  return cur;
-}
-
-function mse64(y: Float64Array, t: Float64Array): number {
-  let s = 0;
-  for (let i = 0; i < y.length; i++) s += (y[i] - t[i]) ** 2;
-  return s / y.length;
-}
-
-/** Norm-based relative error, the usual gradient-check measure. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += (Math.abs(a[i]) + Math.abs(b[i])) ** 2;
-  }
-  return den === 0 ? 0 : Math.sqrt(num) / Math.sqrt(den);
-}
-
-function randn(rng: Rng, n: number, s = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = s * rng.normal();
-  return a;
-}
+import { forward64, mse64, randn, relErr } from './nn-reference.js';
 
 describe('numeric core: kernels', () => {
   it('gemm matches a float64 triple loop for odd sizes, transposed A and accumulation', () => {

@@ -92,7 +92,7 @@ export function hybridLayout(schema: FeatureSchema): HybridLayout {
   };
 }
 
-function specsFor(L: HybridLayout, p: Pick<HybridParams, 'layers' | 'activation'>): LayerSpec[] {
+export function specsFor(L: HybridLayout, p: Pick<HybridParams, 'layers' | 'activation'>): LayerSpec[] {
   const enc = p.layers;
   const specs: LayerSpec[] = enc.map((units, i) => ({
     units,
@@ -104,7 +104,7 @@ function specsFor(L: HybridLayout, p: Pick<HybridParams, 'layers' | 'activation'
 }
 
 /** The network plus embedding tables, in one engine. */
-class HybridNet {
+export class HybridNet {
   readonly net: Mlp;
   readonly tables: Tensor[];
   readonly gTables: Tensor[];
@@ -402,13 +402,13 @@ export class HybridAutoencoder implements Detector {
     for (let c = 0; c < h.nc; c++) {
       const K = L.catK[c];
       const o = h.headOff[c];
-      let mx = -Infinity;
-      for (let j = 0; j < K; j++) mx = Math.max(mx, z[o + j]);
-      let sum = 0;
-      for (let j = 0; j < K; j++) sum += Math.exp(z[o + j] - mx);
+      let jm = 0;
+      for (let j = 1; j < K; j++) if (z[o + j] > z[o + jm]) jm = j;
+      let others = 0;
+      for (let j = 0; j < K; j++) if (j !== jm) others += Math.exp(z[o + j] - z[o + jm]);
       const v = Math.trunc(b[dc + c]);
       const cat = v < 0 || v >= K ? 0 : v;
-      out[L.catCols[c]] = (this.p.catWeight / h.nc) * (mx + Math.log(sum) - z[o + cat]);
+      out[L.catCols[c]] = (this.p.catWeight / h.nc) * (Math.log1p(others) - (z[o + cat] - z[o + jm]));
     }
     return out;
   }

@@ -612,18 +612,27 @@ export function ceBlock(m: i32, K: i32, z: usize, ldz: i32, src: usize, lds: i32
   for (let i = 0; i < m; i++) {
     const zr = z + (<usize>(i * ldz)) * 4;
     const c = categoryOf(src, i, lds, K);
-    let mx = load<f32>(zr);
-    for (let j = 1; j < K; j++) mx = max(mx, load<f32>(zr + (<usize>j) * 4));
-    let sum: f32 = 0;
-    for (let j = 0; j < K; j++) sum += Mathf.exp(load<f32>(zr + (<usize>j) * 4) - mx);
-    const lse = mx + Mathf.log(sum);
-    const ce = lse - load<f32>(zr + (<usize>c) * 4);
-    total += <f64>ce;
-    if (out) store<f32>(out + (<usize>i) * 4, load<f32>(out + (<usize>i) * 4) + w * ce);
+    // In double precision, as log1p of the other classes' mass relative to the largest logit:
+    // a confident prediction has a cross-entropy near 0 that float32 would round away.
+    let jm = 0;
+    let mx = <f64>load<f32>(zr);
+    for (let j = 1; j < K; j++) {
+      const v = <f64>load<f32>(zr + (<usize>j) * 4);
+      if (v > mx) {
+        mx = v;
+        jm = j;
+      }
+    }
+    let others: f64 = 0;
+    for (let j = 0; j < K; j++) if (j !== jm) others += Math.exp(<f64>load<f32>(zr + (<usize>j) * 4) - mx);
+    const lse = Math.log1p(others);
+    const ce = lse - (<f64>load<f32>(zr + (<usize>c) * 4) - mx);
+    total += ce;
+    if (out) store<f32>(out + (<usize>i) * 4, <f32>(<f64>load<f32>(out + (<usize>i) * 4) + <f64>w * ce));
     if (g) {
       const gr = g + (<usize>(i * ldg)) * 4;
       for (let j = 0; j < K; j++) {
-        const p = Mathf.exp(load<f32>(zr + (<usize>j) * 4) - lse);
+        const p = <f32>Math.exp(<f64>load<f32>(zr + (<usize>j) * 4) - mx - lse);
         store<f32>(gr + (<usize>j) * 4, (j === c ? p - 1 : p) * inv);
       }
     }
