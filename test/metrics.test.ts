@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { calibrate, parseThresholdMethod } from '../src/detect/calibration.js';
+import { classificationReport } from '../src/train/evaluate.js';
 import {
   auroc,
   averagePrecision,
   countsAt,
   detectionAtFpr,
+  expectedCalibrationError,
   precisionRecallF1,
 } from '../src/train/metrics.js';
 
@@ -53,6 +55,30 @@ describe('metrics (hand-computed cases)', () => {
     close(p.recall, 2 / 3);
     close(p.f1, (2 * 0.5 * (2 / 3)) / (0.5 + 2 / 3));
     close(p.fpr, 2 / 3);
+  });
+
+  it('expected calibration error weighs each bin by its share of rows', () => {
+    // Bins of width 0.5: [0.2, 0.4] (1 of 2 right: |0.5 − 0.3| = 0.2) and [0.9, 0.7, 0.8]
+    // (3 of 3 right: |1 − 0.8| = 0.2). ECE = 2/5·0.2 + 3/5·0.2 = 0.2.
+    close(expectedCalibrationError([0.2, 0.4, 0.9, 0.7, 0.8], [true, false, true, true, true], 2), 0.2);
+    close(expectedCalibrationError([0.95, 0.95], [true, true], 10), 0.05);
+  });
+
+  it('threat-type report: accuracy, per-class precision/recall/F1, macro-F1', () => {
+    const r = classificationReport(
+      ['BENIGN', 'BENIGN', 'DDoS', 'DDoS', 'PortScan'],
+      ['BENIGN', 'DDoS', 'DDoS', 'DDoS', 'BENIGN'],
+      [0.9, 0.6, 0.8, 0.7, 0.55],
+    );
+    close(r.accuracy, 3 / 5);
+    const by = Object.fromEntries(r.perClass.map((c) => [c.label, c]));
+    close(by.BENIGN.precision, 1 / 2);
+    close(by.BENIGN.recall, 1 / 2);
+    close(by.DDoS.precision, 2 / 3);
+    close(by.DDoS.recall, 1);
+    close(by.DDoS.f1, 0.8);
+    close(by.PortScan.f1, 0);
+    close(r.macroF1, (0.5 + 0.8 + 0) / 3);
   });
 });
 

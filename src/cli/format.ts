@@ -44,7 +44,7 @@ export function renderTrain(model: Model, out: string | undefined): string {
   lines.push(
     `  detector   ${m.detector.kind} ${Object.entries(m.detector.params)
       .filter(([, v]) => v === null || typeof v !== 'object' || Array.isArray(v))
-      .map(([k, v]) => `${k}=${v}`)
+      .map(([k, v]) => (Array.isArray(v) && v.length > 6 ? `${k}=${v.length}` : `${k}=${v}`))
       .join(' ')}`,
   );
   lines.push(
@@ -56,8 +56,16 @@ export function renderTrain(model: Model, out: string | undefined): string {
     );
   const t = m.training;
   lines.push(
-    `  training   ${int(t.fitRows)} benign rows fitted, ${int(t.calibrationRows)} held out for calibration (split ${t.split.kind === 'ratio' ? `${t.split.ratio} seed ${t.split.seed}` : 'none'})`,
+    `  training   ${int(t.fitRows)} ${t.supervised ? 'labelled' : 'benign'} rows fitted, ${int(t.calibrationRows)} held out for calibration (split ${t.split.kind === 'ratio' ? `${t.split.ratio} seed ${t.split.seed}` : 'none'})`,
   );
+  const cal = m.detector.params.calibration as
+    | { eceBefore: number; eceAfter: number; nllBefore: number; nllAfter: number }
+    | null
+    | undefined;
+  if (cal && typeof cal.eceBefore === 'number')
+    lines.push(
+      `  calibrated temperature ${fmt(Number(m.detector.params.temperature), 3)}: held-out NLL ${fmt(cal.nllBefore, 4)} → ${fmt(cal.nllAfter, 4)}, ECE ${fmt(cal.eceBefore, 4)} → ${fmt(cal.eceAfter, 4)}`,
+    );
   lines.push(`  threshold  ${m.threshold.method} = ${fmt(m.threshold.value)}`);
   lines.push(`  time       ${t.seconds.toFixed(2)} s`);
   return lines.join('\n');
@@ -112,6 +120,19 @@ export function renderEvaluation(r: EvaluationReport): string {
   );
   lines.push('AUROC per class is class vs BENIGN. "flagged" is the share above the calibrated threshold');
   lines.push('(for BENIGN: the false-positive rate); → normal / → anomaly form the confusion matrix.');
+  const c = r.classification;
+  if (c) {
+    lines.push('');
+    lines.push(
+      `Threat type (supervised model): accuracy ${fmt(c.accuracy)}, macro-F1 ${fmt(c.macroF1)}, ECE ${fmt(c.ece)}`,
+    );
+    lines.push(
+      table(
+        ['threat type', 'support', 'precision', 'recall', 'F1'],
+        c.perClass.map((p) => [p.label, int(p.support), fmt(p.precision, 3), fmt(p.recall, 3), fmt(p.f1, 3)]),
+      ),
+    );
+  }
   return lines.join('\n');
 }
 
@@ -141,15 +162,24 @@ export function renderDetectTable(top: DetectedFlow[], s: DetectSummary, shown: 
       flow,
       f.protocol ?? '',
       fmt(d.verdict.score),
+      d.verdict.threatType ?? '',
       f.label ?? '',
       why(d.verdict.contributions),
     ];
   });
   if (rows.length) {
-    const head = ['row', 'flow', 'proto', 'score', 'label', 'why (top features: observed, typical, share)'];
-    const align: ('left' | 'right')[] = ['left', 'left', 'right', 'right', 'left', 'left'];
-    // Leave out columns the data has nothing for (no addresses, no protocol, no labels).
-    const keep = head.map((_, c) => c === 0 || c === 3 || c === 5 || rows.some((r) => r[c] !== ''));
+    const head = [
+      'row',
+      'flow',
+      'proto',
+      'score',
+      'threat',
+      'label',
+      'why (top features: observed, typical, share)',
+    ];
+    const align: ('left' | 'right')[] = ['left', 'left', 'right', 'right', 'left', 'left', 'left'];
+    // Leave out columns the data has nothing for (no addresses, protocol, labels or classifier).
+    const keep = head.map((_, c) => c === 0 || c === 3 || c === 6 || rows.some((r) => r[c] !== ''));
     const pick = <T>(xs: T[]) => xs.filter((_, c) => keep[c]);
     lines.push(table(pick(head), rows.map(pick), pick(align)));
     if (s.anomalies > shown)
@@ -187,6 +217,7 @@ const CSV_COLUMNS = [
   'score',
   'threshold',
   'is_anomaly',
+  'threat_type',
   'top_features',
 ];
 
@@ -217,6 +248,7 @@ export function csvRow(d: DetectedFlow): string {
     v.score.toPrecision(6),
     v.threshold.toPrecision(6),
     v.isAnomaly ? 1 : 0,
+    v.threatType,
     why(v.contributions, 5, true),
   ]
     .map(csvCell)

@@ -18,6 +18,13 @@ export type WeightArray = Float32Array | Float64Array | Int32Array | Uint32Array
 
 export interface Detector {
   readonly kind: string;
+  /**
+   * Supervised detectors train on labelled rows of every class instead (class 0 is BENIGN);
+   * `calib` (held-out rows) serves for early stopping and probability calibration.
+   */
+  fitSupervised?(x: Matrix, y: Int32Array, classes: string[], calib: { x: Matrix; y: Int32Array }): void;
+  /** Most likely class of each row (supervised detectors), with its probability. */
+  classify?(x: Matrix): { classes: string[]; ids: Int32Array; confidence: Float32Array };
   /** Told the feature layout before `fit`, by detectors that treat column kinds differently. */
   configure?(schema: FeatureSchema): void;
   fit(x: Matrix): void;
@@ -43,6 +50,8 @@ export interface Detector {
 export interface DetectorFactory {
   kind: string;
   description: string;
+  /** Trains on all labelled classes (see Detector.fitSupervised). */
+  supervised?: boolean;
   /** Categorical encoding the detector needs (overrides --encoding). */
   encoding?: Encoding;
   create(params: Record<string, unknown>): Detector;

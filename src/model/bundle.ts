@@ -17,6 +17,7 @@ import type { IngestOptions } from '../ingest/table.js';
 // Detectors register themselves on import.
 import '../detect/autoencoder/autoencoder.js';
 import '../detect/autoencoder/hybrid.js';
+import '../detect/classifier/mlp.js';
 import '../detect/iforest/iforest.js';
 
 export const MODEL_FORMAT = 'nadir-model';
@@ -61,7 +62,12 @@ export interface Manifest {
   training: {
     files: TrainingFile[];
     split: SplitSpec;
-    /** Benign rows in the training part (before any row cap). */
+    /**
+     * Supervised: every labelled row of the training part was used (not only benign ones), so
+     * `evaluate` leaves out all of them.
+     */
+    supervised?: boolean;
+    /** Rows eligible for training in the training part (before any row cap). */
     candidateRows: number;
     fitRows: number;
     calibrationRows: number;
@@ -174,12 +180,12 @@ export class Model {
       }));
   }
 
-  verdict(score: number, contributions?: Contribution[]): Verdict {
+  verdict(score: number, contributions?: Contribution[], threatType: string | null = null): Verdict {
     const v: Verdict = {
       score,
       threshold: this.threshold,
       isAnomaly: score > this.threshold,
-      threatType: null,
+      threatType,
       model: this.id,
     };
     if (contributions) v.contributions = contributions;

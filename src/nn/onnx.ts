@@ -273,6 +273,56 @@ export function hybridToOnnx(h: HybridOnnxSpec): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Classifier graph
+
+export interface ClassifierOnnxSpec {
+  inDim: number;
+  specs: LayerSpec[];
+  weights: Record<string, Float32Array>;
+  temperature: number;
+  classes: string[];
+}
+
+/**
+ * A classifier as ONNX: `probabilities` [N, C] (softmax of the logits divided by the calibrated
+ * temperature; class 0 is BENIGN) and `score` [N], the summed probability of the attack classes.
+ */
+export function classifierToOnnx(c: ClassifierOnnxSpec): Uint8Array {
+  const g = new GraphBuilder();
+  let cur = 'features';
+  let d = c.inDim;
+  c.specs.forEach((s, l) => {
+    const W = c.weights[`W${l}`];
+    const b = c.weights[`b${l}`];
+    if (!W || W.length !== d * s.units || !b || b.length !== s.units)
+      throw new Error(`ONNX export: layer ${l} weights do not match its shape`);
+    cur = g.op('Gemm', [cur, g.floats(`W${l}`, [d, s.units], W), g.floats(`b${l}`, [s.units], b)]);
+    const op = ACT_OP[s.act];
+    if (op) cur = g.op(op, [cur], s.act === 'leaky' ? { alpha: 0.01 } : {});
+    d = s.units;
+  });
+  const C = c.classes.length;
+  const probs = g.op('Softmax', [g.op('Div', [cur, g.scalar(c.temperature)])], { axis: 1 }, 'probabilities');
+  const attack = g.op('Slice', [probs, g.ints([1], [1]), g.ints([1], [C]), g.ints([1], [1])]);
+  g.op('ReduceSum', [attack, g.ints([1], [1])], { keepdims: 0 }, 'score');
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'nadir',
+    producerVersion: NADIR_VERSION,
+    docString: `NADIR MLP classifier. Classes: ${c.classes.join(' | ')}. Input = features after the bundle pipeline.`,
+    opsetImport: [{ domain: '', version: OPSET }],
+    graph: {
+      name: 'nadir-mlp',
+      node: g.nodes,
+      initializer: g.inits,
+      input: [valueInfo('features', ['N', c.inDim])],
+      output: [valueInfo('score', ['N']), valueInfo('probabilities', ['N', C])],
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+// ---------------------------------------------------------------------------------------------
 // ONNX Runtime
 
 interface OrtTensor {

@@ -74,6 +74,8 @@ export async function detectFiles(model: Model, opts: DetectOptions): Promise<De
       continue;
     }
     const thr = model.threshold;
+    // Supervised models also name the threat type.
+    const cls = model.detector.classify?.(res.x);
     for (let i = 0; i < batch.n; i++) {
       const s = res.scores[i];
       const anomalous = s > thr;
@@ -88,7 +90,8 @@ export async function detectFiles(model: Model, opts: DetectOptions): Promise<De
       }
       if (!anomalous && !opts.all) continue;
       const contributions = anomalous || opts.explainAll ? model.explain(res.x, batch, i, k) : undefined;
-      opts.onFlow({ flow: batchRow(batch, i, false), verdict: model.verdict(s, contributions) });
+      const threat = cls ? cls.classes[cls.ids[i]] : null;
+      opts.onFlow({ flow: batchRow(batch, i, false), verdict: model.verdict(s, contributions, threat) });
     }
   }
   summary.seconds = (performance.now() - t0) / 1000;

@@ -12,7 +12,15 @@ import { BENIGN, THREAT_TYPES } from '../core/labels.js';
 import { MissingColumnsError, missingText } from '../features/pipeline.js';
 import { type FileSummary, FlowReader, type IngestOptions } from '../ingest/table.js';
 import type { Model } from '../model/bundle.js';
-import { auroc, averagePrecision, countsAt, detectionAtFpr, precisionRecallF1, rocCurve } from './metrics.js';
+import {
+  auroc,
+  averagePrecision,
+  countsAt,
+  detectionAtFpr,
+  expectedCalibrationError,
+  precisionRecallF1,
+  rocCurve,
+} from './metrics.js';
 import { histogram, type PlotData } from './plots.js';
 import { inTrainPart, quickFingerprint } from './split.js';
 
@@ -71,6 +79,14 @@ export interface EvaluationReport {
   perClass: ClassReport[];
   /** Rows: true class; columns: predicted normal / anomaly at the calibrated threshold. */
   confusion: { labels: string[]; columns: ['normal', 'anomaly']; counts: [number, number][] };
+  /** Supervised models: how well the predicted threat type matches the label. */
+  classification?: {
+    accuracy: number;
+    macroF1: number;
+    /** Expected calibration error of the top-class probability (15 bins). */
+    ece: number;
+    perClass: { label: string; precision: number; recall: number; f1: number; support: number }[];
+  };
   seconds: number;
 }
 
@@ -92,6 +108,7 @@ export async function evaluate(
     (p) => !opts.includeTrainingRows && trainedOn.has(quickFingerprint(p)),
   );
   const split = m.training.split;
+  const supervised = m.training.supervised === true;
 
   let scores = new Float32Array(1 << 16);
   let classes = new Uint16Array(1 << 16);
@@ -100,6 +117,10 @@ export async function evaluate(
   const classNames: string[] = [];
   const perFile = reader.paths.map((p) => ({ name: basename(p), evaluatedRows: 0, skippedTrainingRows: 0 }));
   const unusable = new Set<string>();
+  // Supervised models: predicted class name and its probability per evaluated row.
+  const predicted: string[] = [];
+  const truth: string[] = [];
+  const confidence: number[] = [];
 
   for await (const batch of reader.batches()) {
     const file = batch.plan.file;
@@ -122,9 +143,10 @@ export async function evaluate(
       continue;
     }
     const held = heldOutFiles[batch.fileIndex];
+    const cls = model.detector.classify?.(result.x);
     for (let i = 0; i < batch.n; i++) {
       const label = batch.labels[i];
-      if (held && label === BENIGN && inTrainPart(batch.rowHash[i], split)) {
+      if (held && (supervised || label === BENIGN) && inTrainPart(batch.rowHash[i], split)) {
         perFile[batch.fileIndex].skippedTrainingRows++;
         continue;
       }
@@ -144,6 +166,11 @@ export async function evaluate(
       }
       scores[n] = result.scores[i];
       classes[n] = c;
+      if (cls) {
+        predicted.push(cls.classes[cls.ids[i]]);
+        truth.push(label);
+        confidence.push(cls.confidence[i]);
+      }
       n++;
       perFile[batch.fileIndex].evaluatedRows++;
     }
@@ -242,6 +269,7 @@ export async function evaluate(
     confusion: { labels: order.map((o) => o.name), columns: ['normal', 'anomaly'], counts: confusion },
     seconds: Number(((performance.now() - t0) / 1000).toFixed(3)),
   };
+  if (predicted.length) report.classification = classificationReport(truth, predicted, confidence);
   if (!opts.plot) return { report, files: reader.files };
   const roc: PlotData['roc'] = [{ name: 'all attacks', points: rocCurve(scores, positive) }];
   for (const { name, id } of order) {
@@ -272,4 +300,47 @@ export function fprKey(f: number): string {
 function rankOf(label: string): number {
   const i = (THREAT_TYPES as readonly string[]).indexOf(label);
   return i < 0 ? THREAT_TYPES.length : i;
+}
+
+/** Accuracy, per-class precision/recall/F1 and macro-F1 of predicted threat types. */
+export function classificationReport(
+  truth: string[],
+  predicted: string[],
+  confidence: number[],
+): NonNullable<EvaluationReport['classification']> {
+  const labels = [...new Set([...truth, ...predicted])].sort(
+    (a, b) => rankOf(a) - rankOf(b) || (a < b ? -1 : 1),
+  );
+  let correct = 0;
+  const tp = new Map<string, number>();
+  const predCount = new Map<string, number>();
+  const trueCount = new Map<string, number>();
+  for (let i = 0; i < truth.length; i++) {
+    if (truth[i] === predicted[i]) {
+      correct++;
+      tp.set(truth[i], (tp.get(truth[i]) ?? 0) + 1);
+    }
+    predCount.set(predicted[i], (predCount.get(predicted[i]) ?? 0) + 1);
+    trueCount.set(truth[i], (trueCount.get(truth[i]) ?? 0) + 1);
+  }
+  const perClass = labels
+    .filter((l) => (trueCount.get(l) ?? 0) > 0)
+    .map((label) => {
+      const t = tp.get(label) ?? 0;
+      const p = predCount.get(label) ?? 0;
+      const s = trueCount.get(label) ?? 0;
+      const precision = p > 0 ? t / p : 0;
+      const recall = s > 0 ? t / s : 0;
+      const f1 = precision + recall > 0 ? (2 * precision * recall) / (precision + recall) : 0;
+      return { label, precision, recall, f1, support: s };
+    });
+  return {
+    accuracy: correct / truth.length,
+    macroF1: perClass.reduce((a, c) => a + c.f1, 0) / Math.max(1, perClass.length),
+    ece: expectedCalibrationError(
+      confidence,
+      truth.map((t, i) => t === predicted[i]),
+    ),
+    perClass,
+  };
 }

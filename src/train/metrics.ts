@@ -173,3 +173,25 @@ export function rocCurve(
   for (let k = 0; k < maxPoints; k++) out.push(pts[Math.round(k * step)]);
   return out;
 }
+
+/** Expected calibration error of the top-class probability, `bins` equal-width bins. */
+export function expectedCalibrationError(
+  confidence: ArrayLike<number>,
+  correct: ArrayLike<boolean>,
+  bins = 15,
+): number {
+  const n = confidence.length;
+  if (n === 0) return Number.NaN;
+  const conf = new Float64Array(bins);
+  const acc = new Float64Array(bins);
+  const cnt = new Float64Array(bins);
+  for (let i = 0; i < n; i++) {
+    const b = Math.min(bins - 1, Math.floor(confidence[i] * bins));
+    conf[b] += confidence[i];
+    acc[b] += correct[i] ? 1 : 0;
+    cnt[b]++;
+  }
+  let e = 0;
+  for (let b = 0; b < bins; b++) if (cnt[b] > 0) e += Math.abs(acc[b] - conf[b]) / n;
+  return e;
+}

@@ -58,6 +58,8 @@ class Reservoir {
   numeric: Float64Array;
   strings: string[][];
   calib: Uint8Array;
+  /** Canonical label of each kept row. */
+  labels: string[] = [];
   n = 0;
   seen = 0;
   private readonly k: number;
@@ -93,21 +95,23 @@ class Reservoir {
     return j < this.cap ? j : -1;
   }
 
-  /** Rows with calib flag equal to `calibration`. */
-  part(calibration: boolean): Rows {
+  /** Rows with calib flag equal to `calibration`, with their labels. */
+  part(calibration: boolean): Rows & { labels: string[] } {
     const k = this.k;
     let m = 0;
     for (let i = 0; i < this.n; i++) if ((this.calib[i] === 1) === calibration) m++;
     const numeric = new Float64Array(m * k);
     const strings = this.layout.stringNames.map(() => new Array<string>(m));
+    const labels = new Array<string>(m);
     let r = 0;
     for (let i = 0; i < this.n; i++) {
       if ((this.calib[i] === 1) !== calibration) continue;
       numeric.set(this.numeric.subarray(i * k, i * k + k), r * k);
       for (let s = 0; s < strings.length; s++) strings[s][r] = this.strings[s][i];
+      labels[r] = this.labels[i];
       r++;
     }
-    return { plan: this.layout, n: m, numeric, strings };
+    return { plan: this.layout, n: m, numeric, strings, labels };
   }
 }
 
@@ -115,6 +119,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const t0 = performance.now();
   parseThresholdMethod(opts.threshold);
   const factory = detectorFactory(opts.detector);
+  const supervised = factory.supervised === true;
   const diag = opts.diag;
   const ingest: IngestOptions = { ...opts.ingest, withIds: false, seed: 0 };
   const reader = new FlowReader(opts.data, ingest, diag, (b) => opts.onProgress?.(b, reader.totalBytes));
@@ -168,7 +173,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       labelsSeen.set(label, (labelsSeen.get(label) ?? 0) + 1);
       if (label !== BENIGN) {
         nonBenignSeen++;
-        continue;
+        if (!supervised) continue;
       }
       const h = batch.rowHash[i];
       if (!inTrainPart(h, opts.split)) continue;
@@ -179,6 +184,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (slot < 0) continue;
       for (let j = 0; j < k; j++) reservoir.numeric[slot * k + j] = batch.numeric[i * bk + map.num[j]];
       for (let s = 0; s < map.str.length; s++) reservoir.strings[s][slot] = batch.strings[map.str[s]][i];
+      reservoir.labels[slot] = label;
       reservoir.calib[slot] = inCalibration(h, opts.calibrationFraction, opts.seed) ? 1 : 0;
     }
   }
@@ -218,11 +224,25 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const detector = factory.create({ seed: opts.seed, ...opts.detectorParams });
   detector.onFitProgress = opts.onFitProgress;
   detector.configure?.(pipeline.schema);
-  detector.fit(x);
+  const cx = { data: pipeline.transform(calRows), rows: calRows.n, cols: pipeline.width };
+  if (supervised) {
+    if (!detector.fitSupervised)
+      throw new Error(`${opts.detector} declares itself supervised but cannot fit labels`);
+    const classes = [BENIGN, ...[...new Set(fitRows.labels)].filter((l) => l !== BENIGN).sort()];
+    if (classes.length < 2 || !fitRows.labels.includes(BENIGN))
+      throw new UserError(
+        `a supervised detector needs BENIGN rows and at least one other class; the training part has: ${[...new Set(fitRows.labels)].join(', ')}`,
+        'train on labelled data with normal and attack rows, or use an unsupervised detector (iforest, autoencoder)',
+      );
+    const ids = (labels: string[]) => Int32Array.from(labels, (l) => Math.max(0, classes.indexOf(l)));
+    detector.fitSupervised(x, ids(fitRows.labels), classes, { x: cx, y: ids(calRows.labels) });
+  } else detector.fit(x);
 
   opts.onPhase?.('calibrating');
-  const cx = { data: pipeline.transform(calRows), rows: calRows.n, cols: pipeline.width };
-  const calScores = detector.score(cx);
+  // The threshold is set on held-out normal rows, whatever the detector trained on.
+  const benignCal = calRows.labels.map((l, i) => (l === BENIGN ? i : -1)).filter((i) => i >= 0);
+  const allCalScores = detector.score(cx);
+  const calScores = supervised ? Float32Array.from(benignCal, (i) => allCalScores[i]) : allCalScores;
   const threshold = calibrate(calScores, opts.threshold);
   const sorted = Float64Array.from(calScores).sort();
 
@@ -252,6 +272,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         trainingRows: perFileRows[i],
       })),
       split: opts.split,
+      supervised: supervised || undefined,
       candidateRows: candidates,
       fitRows: fitRows.n,
       calibrationRows: calRows.n,
@@ -268,10 +289,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   };
   manifest.training.seconds = Number(((performance.now() - t0) / 1000).toFixed(3));
   // Explanation baseline: mean credit per feature dimension over (up to 1,000) calibration rows.
-  const nBase = Math.min(calRows.n, 1000);
+  const normalRows = supervised ? benignCal : Array.from({ length: calRows.n }, (_, i) => i);
+  const nBase = Math.min(normalRows.length, 1000);
   const baseline = new Float64Array(pipeline.width);
   for (let i = 0; i < nBase; i++) {
-    const c = detector.explain(cx, Math.floor((i * calRows.n) / nBase));
+    const c = detector.explain(cx, normalRows[Math.floor((i * normalRows.length) / nBase)]);
     for (let j = 0; j < c.length; j++) baseline[j] += c[j] / nBase;
   }
   manifest.explainBaseline = Array.from(baseline, (v) => Number(v.toPrecision(6)));
@@ -301,7 +323,10 @@ function mapLayout(
   return { num, str };
 }
 
-function concatRows(a: Rows, b: Rows): Rows {
+function concatRows(
+  a: Rows & { labels: string[] },
+  b: Rows & { labels: string[] },
+): Rows & { labels: string[] } {
   const numeric = new Float64Array(a.numeric.length + b.numeric.length);
   numeric.set(a.numeric);
   numeric.set(b.numeric, a.numeric.length);
@@ -310,5 +335,6 @@ function concatRows(a: Rows, b: Rows): Rows {
     n: a.n + b.n,
     numeric,
     strings: a.strings.map((s, i) => s.concat(b.strings[i])),
+    labels: a.labels.concat(b.labels),
   };
 }
