@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { Rng } from '../src/core/rng.js';
 import { Autoencoder, autoencoderSpecs } from '../src/detect/autoencoder/autoencoder.js';
 import { DEFAULT_FIT, fitAutoencoder } from '../src/nn/fit.js';
+import { SequenceRegressor } from '../src/nn/lstm.js';
 import { Mlp } from '../src/nn/mlp.js';
 import { onnxRuntime } from '../src/nn/onnx.js';
 
@@ -37,6 +38,41 @@ function data(): Float32Array {
     for (let j = 0; j < D; j++) x[i * D + j] = z[j % 4] * (0.5 + (j % 7) / 7) + 0.1 * rng.normal();
   }
   return x;
+}
+
+const SEQ_T = 32;
+const SEQ_F = 8;
+const SEQ_H = 64;
+const SEQ_N = 20_000;
+const SEQ_BATCH = 256;
+
+/** Sequences for the LSTM benchmark: SEQ_N × (32 × 8) inputs and 8 targets. */
+function sequences(): { x: Float32Array; y: Float32Array } {
+  const rng = new Rng(3);
+  const x = new Float32Array(SEQ_N * SEQ_T * SEQ_F);
+  const y = new Float32Array(SEQ_N * SEQ_F);
+  for (let i = 0; i < x.length; i++) x[i] = rng.normal();
+  for (let i = 0; i < y.length; i++) y[i] = rng.normal();
+  return { x, y };
+}
+
+function nadirLstm(seq: { x: Float32Array; y: Float32Array }): number {
+  const runs: number[] = [];
+  for (let r = 0; r < REPS; r++) {
+    const m = new SequenceRegressor(SEQ_T, SEQ_F, SEQ_H, SEQ_F, SEQ_BATCH);
+    m.init(r + 1);
+    const t = performance.now();
+    m.fit(seq.x, seq.y, SEQ_N, {
+      ...DEFAULT_FIT,
+      epochs: 1,
+      batchSize: SEQ_BATCH,
+      validationFraction: 0,
+      clipNorm: 0,
+      seed: r + 1,
+    });
+    runs.push(SEQ_N / ((performance.now() - t) / 1000));
+  }
+  return median(runs);
 }
 
 async function nadir(x: Float32Array) {
@@ -122,6 +158,21 @@ def train(bs):
         runs.append(rows * epochs / (time.perf_counter() - t))
     return float(np.median(runs))
 t256 = train(256); t1024 = train(1024)
+class Fore(torch.nn.Module):
+    def __init__(self):
+        super().__init__(); self.lstm = torch.nn.LSTM(8, 64, batch_first=True); self.head = torch.nn.Linear(64, 8)
+    def forward(self, s):
+        o, _ = self.lstm(s); return self.head(o[:, -1, :])
+sx = torch.from_numpy(np.fromfile(sys.argv[6], dtype=np.float32).reshape(-1, 32, 8))
+sy = torch.from_numpy(np.fromfile(sys.argv[7], dtype=np.float32).reshape(-1, 8))
+lruns = []
+for r in range(reps):
+    torch.manual_seed(r); m = Fore(); opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0); loss = torch.nn.MSELoss()
+    t = time.perf_counter(); perm = torch.randperm(sx.shape[0])
+    for s in range(0, sx.shape[0], 256):
+        i = perm[s:s + 256]; opt.zero_grad(); l = loss(m(sx[i]), sy[i]); l.backward(); opt.step()
+    lruns.append(sx.shape[0] / (time.perf_counter() - t))
+lstm = float(np.median(lruns))
 m = net().eval()
 runs = []
 with torch.no_grad():
@@ -136,7 +187,7 @@ with torch.no_grad():
         t = time.perf_counter(); ((m(b) - b) ** 2).mean(dim=1); lat.append((time.perf_counter() - t) * 1e6)
 lat.sort()
 print(json.dumps({"train256": t256, "train1024": t1024, "score4096": float(np.median(runs[2:])),
-    "p50us": lat[len(lat) // 2], "p99us": lat[int(len(lat) * 0.99)],
+    "lstm": lstm, "p50us": lat[len(lat) // 2], "p99us": lat[int(len(lat) * 0.99)],
     "rssMb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "version": torch.__version__}))
 `;
 
@@ -146,9 +197,11 @@ async function main() {
     `autoencoder ${D}-${LAYERS.join('-')}-…-${D}, ${ROWS.toLocaleString()} rows, ${EPOCHS} epochs, one core`,
   );
   const n = await nadir(x);
+  const seq = sequences();
+  const lstmRate = nadirLstm(seq);
   const rows: [string, string, string, string][] = [];
   const fmt = (v: number) => Math.round(v).toLocaleString();
-  let t: Omit<typeof n, 'scoreOrt'> | null = null;
+  let t: (Omit<typeof n, 'scoreOrt'> & { lstm: number }) | null = null;
   const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status === 0) {
     const { writeFileSync, mkdtempSync } = await import('node:fs');
@@ -156,9 +209,13 @@ async function main() {
     const { tmpdir } = await import('node:os');
     const f = join(mkdtempSync(join(tmpdir(), 'nadir-bench-')), 'x.f32');
     writeFileSync(f, Buffer.from(x.buffer, x.byteOffset, x.byteLength));
+    const fx = `${f}.seqx`;
+    const fy = `${f}.seqy`;
+    writeFileSync(fx, Buffer.from(seq.x.buffer));
+    writeFileSync(fy, Buffer.from(seq.y.buffer));
     const r = spawnSync(
       '/usr/bin/python3',
-      ['-c', TORCH, String(ROWS), String(D), String(EPOCHS), String(REPS), f],
+      ['-c', TORCH, String(ROWS), String(D), String(EPOCHS), String(REPS), f, fx, fy],
       { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' } },
     );
     if (r.status === 0) t = JSON.parse(r.stdout.trim().split('\n').pop()!);
@@ -203,12 +260,18 @@ async function main() {
     ratio(n.p99us, t?.p99us, true),
   ]);
   rows.push([
+    `LSTM train seq/s (${SEQ_T}×${SEQ_F}, ${SEQ_H} units)`,
+    fmt(lstmRate),
+    t ? fmt(t.lstm) : '–',
+    ratio(lstmRate, t?.lstm),
+  ]);
+  rows.push([
     'peak RSS (MB)',
     n.rssMb.toFixed(0),
     t ? t.rssMb.toFixed(0) : '–',
     ratio(n.rssMb, t?.rssMb, true),
   ]);
-  const w = [26, 12, 12, 8];
+  const w = [34, 12, 12, 8];
   console.log(
     ['', 'NADIR', 'PyTorch', 'ratio'].map((s, i) => (i ? s.padStart(w[i]) : s.padEnd(w[i]))).join(' '),
   );

@@ -69,3 +69,41 @@ export function randn(rng: Rng, n: number, s = 1): Float32Array {
   for (let i = 0; i < n; i++) a[i] = s * rng.normal();
   return a;
 }
+
+/**
+ * Float64 LSTM over B sequences (x batch-major B × T × F), gate order i, f, g, o; weights Wx
+ * (F × 4H), Wh (H × 4H), b (4H). Returns every hidden state, time-major (T × B × H).
+ */
+export function lstm64(
+  x: Float64Array,
+  B: number,
+  T: number,
+  F: number,
+  H: number,
+  Wx: Float64Array,
+  Wh: Float64Array,
+  b: Float64Array,
+): Float64Array {
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  const hs = new Float64Array(T * B * H);
+  const h = new Float64Array(B * H);
+  const c = new Float64Array(B * H);
+  for (let t = 0; t < T; t++) {
+    const hPrev = Float64Array.from(h);
+    for (let r = 0; r < B; r++) {
+      for (let j = 0; j < H; j++) {
+        const pre = [0, 1, 2, 3].map((q) => {
+          let s = b[q * H + j];
+          for (let f = 0; f < F; f++) s += x[r * T * F + t * F + f] * Wx[f * 4 * H + q * H + j];
+          for (let u = 0; u < H; u++) s += hPrev[r * H + u] * Wh[u * 4 * H + q * H + j];
+          return s;
+        });
+        const cv = sig(pre[1]) * c[r * H + j] + sig(pre[0]) * Math.tanh(pre[2]);
+        c[r * H + j] = cv;
+        h[r * H + j] = sig(pre[3]) * Math.tanh(cv);
+      }
+    }
+    hs.set(h, t * B * H);
+  }
+  return hs;
+}

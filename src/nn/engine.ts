@@ -119,6 +119,19 @@ export interface Kernels {
     out: number,
     w: number,
   ): number;
+  lstmCell(B: number, H: number, gates: number, cPrev: number, c: number, h: number, ldh: number): void;
+  lstmCellBackward(
+    B: number,
+    H: number,
+    gates: number,
+    c: number,
+    cPrev: number,
+    dh: number,
+    ldh: number,
+    dc: number,
+    dG: number,
+  ): void;
+  addInPlace(n: number, dst: number, src: number): void;
   heapBase(): number;
 }
 

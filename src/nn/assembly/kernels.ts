@@ -640,6 +640,97 @@ export function ceBlock(m: i32, K: i32, z: usize, ldz: i32, src: usize, lds: i32
   return (<f64>w * total) / <f64>m;
 }
 
+// ---------------------------------------------------------------------------------------------
+// LSTM cell (gate order i, f, g, o in blocks of H columns)
+
+// @ts-ignore: decorator
+@inline
+function sigm(x: f32): f32 {
+  return 1 / (1 + Mathf.exp(-x));
+}
+
+// One step for B rows: gates[B×4H] holds pre-activations on entry and activations on exit;
+// c = f⊙cPrev + i⊙g, h = o⊙tanh(c). cPrev may be 0 (zero initial state). h has row stride ldh.
+export function lstmCell(B: i32, H: i32, gates: usize, cPrev: usize, c: usize, h: usize, ldh: i32): void {
+  const H4 = 4 * H;
+  for (let b = 0; b < B; b++) {
+    const gr = gates + (<usize>(b * H4)) * 4;
+    const cr = c + (<usize>(b * H)) * 4;
+    const pr = cPrev + (<usize>(b * H)) * 4;
+    const hr = h + (<usize>(b * ldh)) * 4;
+    for (let j = 0; j < H; j++) {
+      const o = <usize>j * 4;
+      const hb = <usize>H * 4;
+      const i = sigm(load<f32>(gr + o));
+      const f = sigm(load<f32>(gr + hb + o));
+      const g = Mathf.tanh(load<f32>(gr + 2 * hb + o));
+      const og = sigm(load<f32>(gr + 3 * hb + o));
+      store<f32>(gr + o, i);
+      store<f32>(gr + hb + o, f);
+      store<f32>(gr + 2 * hb + o, g);
+      store<f32>(gr + 3 * hb + o, og);
+      const cv = (cPrev ? f * load<f32>(pr + o) : 0) + i * g;
+      store<f32>(cr + o, cv);
+      store<f32>(hr + o, og * Mathf.tanh(cv));
+    }
+  }
+}
+
+// Backward through one step. In: gates (activations), c, cPrev (0 for the first step), dh
+// (gradient w.r.t. h, row stride ldh), dc (gradient w.r.t. c carried from the next step).
+// Out: dG[B×4H] (gradient w.r.t. the gate pre-activations); dc becomes the gradient w.r.t. cPrev.
+export function lstmCellBackward(
+  B: i32,
+  H: i32,
+  gates: usize,
+  c: usize,
+  cPrev: usize,
+  dh: usize,
+  ldh: i32,
+  dc: usize,
+  dG: usize,
+): void {
+  const H4 = 4 * H;
+  for (let b = 0; b < B; b++) {
+    const gr = gates + (<usize>(b * H4)) * 4;
+    const dgr = dG + (<usize>(b * H4)) * 4;
+    const cr = c + (<usize>(b * H)) * 4;
+    const pr = cPrev + (<usize>(b * H)) * 4;
+    const dcr = dc + (<usize>(b * H)) * 4;
+    const dhr = dh + (<usize>(b * ldh)) * 4;
+    const hb = <usize>H * 4;
+    for (let j = 0; j < H; j++) {
+      const o = <usize>j * 4;
+      const i = load<f32>(gr + o);
+      const f = load<f32>(gr + hb + o);
+      const g = load<f32>(gr + 2 * hb + o);
+      const og = load<f32>(gr + 3 * hb + o);
+      const tc = Mathf.tanh(load<f32>(cr + o));
+      const dhv = load<f32>(dhr + o);
+      const dcv = load<f32>(dcr + o) + dhv * og * (1 - tc * tc);
+      const cp: f32 = cPrev ? load<f32>(pr + o) : 0;
+      store<f32>(dgr + o, dcv * g * i * (1 - i));
+      store<f32>(dgr + hb + o, dcv * cp * f * (1 - f));
+      store<f32>(dgr + 2 * hb + o, dcv * i * (1 - g * g));
+      store<f32>(dgr + 3 * hb + o, dhv * tc * og * (1 - og));
+      store<f32>(dcr + o, dcv * f);
+    }
+  }
+}
+
+// dst[i] += src[i] for n values.
+export function addInPlace(n: i32, dst: usize, src: usize): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i * 4;
+    v128.store(dst + o, f32x4.add(v128.load(dst + o), v128.load(src + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i * 4;
+    store<f32>(dst + o, load<f32>(dst + o) + load<f32>(src + o));
+  }
+}
+
 export function heapBase(): usize {
   return __heap_base;
 }
