@@ -21,25 +21,33 @@ export function act64(v: number, a: ActName): number {
   }
 }
 
-/** Float64 forward pass of an MLP given plain weight arrays (W row-major in × out). */
+/**
+ * Float64 forward pass of an MLP given plain weight arrays (W row-major in × out): y = act(xW + b),
+ * times the layer's dropout mask when one is given, plus x for residual layers.
+ */
 export function forward64(
   x: Float64Array,
   m: number,
   inDim: number,
   specs: LayerSpec[],
   w: Float64Array[],
+  masks: (Float32Array | null)[] = [],
 ): Float64Array {
   let cur = x;
   let d = inDim;
   specs.forEach((s, l) => {
     const W = w[2 * l];
     const b = w[2 * l + 1];
+    const mask = masks[l];
     const y = new Float64Array(m * s.units);
     for (let i = 0; i < m; i++)
       for (let j = 0; j < s.units; j++) {
         let acc = b[j];
         for (let k = 0; k < d; k++) acc += cur[i * d + k] * W[k * s.units + j];
-        y[i * s.units + j] = act64(acc, s.act);
+        let v = act64(acc, s.act);
+        if (mask) v *= mask[i * s.units + j];
+        if (s.residual) v += cur[i * d + j];
+        y[i * s.units + j] = v;
       }
     cur = y;
     d = s.units;

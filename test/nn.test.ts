@@ -60,6 +60,16 @@ describe('numeric core: gradients against float64 finite differences', () => {
       ],
     },
     {
+      name: 'residual tanh and leaky blocks, with dropout',
+      specs: [
+        { units: 6, act: 'tanh' },
+        { units: 6, act: 'tanh', residual: true, dropout: 0.3 },
+        { units: 6, act: 'leaky', residual: true },
+        { units: 3, act: 'sigmoid', dropout: 0.5 },
+        { units: 4, act: 'none' },
+      ],
+    },
+    {
       name: 'relu → leaky → linear (autoencoder shape)',
       specs: [
         { units: 9, act: 'relu' },
@@ -80,7 +90,7 @@ describe('numeric core: gradients against float64 finite differences', () => {
       const x = randn(rng, m * inDim);
       const t = randn(rng, m * net.outDim);
       net.input.data.set(x);
-      net.forward(m);
+      net.forward(m, net.input, true);
       const target = net.engine.tensor(m, net.outDim);
       target.data.set(t);
       net.engine.kernels.mse(m, net.outDim, net.output.ptr, target.ptr, net.dOutput.ptr);
@@ -90,7 +100,9 @@ describe('numeric core: gradients against float64 finite differences', () => {
       const w64 = params.map((q) => Float64Array.from(q.p.data));
       const x64 = Float64Array.from(x);
       const t64 = Float64Array.from(t);
-      const loss = () => mse64(forward64(x64, m, inDim, c.specs, w64), t64);
+      // The same dropout masks as the training pass (none for layers without dropout).
+      const masks = net.layers.map((l) => (l.mask ? l.mask.data.slice(0, m * l.outDim) : null));
+      const loss = () => mse64(forward64(x64, m, inDim, c.specs, w64, masks), t64);
       const h = 1e-5;
       const fd = (arr: Float64Array, i: number): number => {
         const v = arr[i];
@@ -184,6 +196,23 @@ describe('numeric core: gradients against float64 finite differences', () => {
 });
 
 describe('numeric core: optimiser and training', () => {
+  it('dropout drops about p of the values in training, scales the rest by 1/(1 − p), and is off in inference', () => {
+    const e = new Engine();
+    const net = new Mlp(50, [{ units: 400, act: 'none', dropout: 0.25 }], 64, { engine: e });
+    net.init(1);
+    net.input.data.set(randn(new Rng(1), 64 * 50));
+    const plain = Float32Array.from(net.forward(64).data.subarray(0, 64 * 400));
+    const trained = net.forward(64, net.input, true).data.subarray(0, 64 * 400);
+    let dropped = 0;
+    for (let i = 0; i < plain.length; i++) {
+      if (trained[i] === 0) dropped++;
+      else assert.ok(Math.abs(trained[i] - plain[i] / 0.75) <= 1e-5 * Math.abs(plain[i] / 0.75) + 1e-7);
+    }
+    const share = dropped / plain.length;
+    assert.ok(Math.abs(share - 0.25) < 0.01, `dropped ${share}`);
+    assert.deepEqual(Float32Array.from(net.forward(64).data.subarray(0, 64 * 400)), plain);
+  });
+
   it('Adam(W) follows the published update, bias correction included', () => {
     const e = new Engine();
     const p = e.tensor(1, 6);

@@ -35,11 +35,17 @@ describe('ONNX export and ONNX Runtime scoring', () => {
     assert.ok(onnxRuntime(), `onnxruntime-node failed to load: ${ortUnavailable()}`);
   });
 
-  for (const activation of ['relu', 'leaky', 'tanh', 'sigmoid'] as const)
-    it(`autoencoder (${activation}): ONNX Runtime scores equal the training core's within 1e-5`, async (t) => {
+  for (const [activation, extra] of [
+    ['relu', {}],
+    ['leaky', {}],
+    ['tanh', {}],
+    ['sigmoid', {}],
+    ['relu', { residual: true, dropout: 0.2 }],
+  ] as const)
+    it(`autoencoder (${activation} ${JSON.stringify(extra)}): ONNX Runtime scores equal the training core's within 1e-5`, async (t) => {
       if (!onnxRuntime()) return t.skip(`ONNX Runtime unavailable: ${ortUnavailable()}`);
       const d = 13;
-      const ae = new Autoencoder({ layers: [8, 3], activation, epochs: 3, seed: 5 });
+      const ae = new Autoencoder({ layers: [8, 3], activation, epochs: 3, seed: 5, ...extra });
       ae.fit({ data: rows(600, d, 1), rows: 600, cols: d });
       // Rows unlike the training data too, so the scores span orders of magnitude.
       const x = rows(1000, d, 2);

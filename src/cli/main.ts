@@ -264,6 +264,12 @@ export function buildProgram(): Command {
         'sigmoid',
       ]),
     )
+    .option('--residual', 'autoencoders: add a residual block after each hidden layer')
+    .option(
+      '--dropout <rate>',
+      'neural detectors: dropout after hidden layers while training (default 0)',
+      fraction('--dropout'),
+    )
     .option(
       '--epochs <n>',
       'neural detectors: maximum epochs (default 100; stops early when validation loss stalls)',
@@ -357,6 +363,8 @@ Examples:
           lr: o.lr,
           noise: o.noise,
           weightDecay: o.weightDecay,
+          residual: o.residual,
+          dropout: o.dropout,
           contWeight: o.contWeight,
           catWeight: o.catWeight,
         },

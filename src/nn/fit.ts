@@ -186,7 +186,7 @@ export function fitAutoencoder(net: Mlp, x: Float32Array, n: number, opts: FitOp
         const target: Tensor = noisy ? clean : net.input;
         k.gatherRows(m, d, data.ptr, idx, target.ptr);
         if (noisy) k.addGaussian(m * d, clean.ptr, opts.noise, noiseState, net.input.ptr);
-        net.forward(m);
+        net.forward(m, net.input, train);
         const loss = k.mse(m, d, net.output.ptr, target.ptr, train ? net.dOutput.ptr : 0);
         if (train) net.backward(m);
         return loss;

@@ -10,6 +10,10 @@ import { Act, type ActName, Engine, type Tensor } from './engine.js';
 export interface LayerSpec {
   units: number;
   act: ActName;
+  /** Residual: the layer's input is added to its output (input width = units). */
+  residual?: boolean;
+  /** Dropout rate applied to the layer's output while training (inverted dropout). */
+  dropout?: number;
 }
 
 export class Dense {
@@ -17,11 +21,15 @@ export class Dense {
   readonly b: Tensor;
   readonly gW: Tensor;
   readonly gb: Tensor;
-  /** Output activations of the last forward pass (maxBatch × out). */
+  /** Activations of the last forward pass (maxBatch × out), before any residual sum. */
   readonly y: Tensor;
-  /** Gradient w.r.t. the output, filled by the layer above or the loss (maxBatch × out). */
+  /** What the layer passes on: `y`, after dropout (training) and + x (residual layers). */
+  readonly out: Tensor;
+  /** Gradient w.r.t. `out`, filled by the layer above or the loss (maxBatch × out). */
   readonly dy: Tensor;
   private readonly WT: Tensor;
+  /** Dropout mask of the last training pass (kept values are 1/(1 − p), dropped 0). */
+  readonly mask: Tensor | null;
   readonly act: number;
 
   constructor(
@@ -30,7 +38,12 @@ export class Dense {
     readonly outDim: number,
     readonly actName: ActName,
     maxBatch: number,
+    readonly residual = false,
+    readonly dropout = 0,
   ) {
+    if (residual && inDim !== outDim)
+      throw new Error(`a residual layer needs equal widths (${inDim} ≠ ${outDim})`);
+    if (!(dropout >= 0 && dropout < 1)) throw new Error(`dropout must be in [0, 1) (got ${dropout})`);
     this.act = Act[actName];
     this.W = engine.tensor(inDim, outDim);
     this.b = engine.tensor(1, outDim);
@@ -38,6 +51,8 @@ export class Dense {
     this.gb = engine.tensor(1, outDim);
     this.WT = engine.tensor(outDim, inDim);
     this.y = engine.tensor(maxBatch, outDim);
+    this.out = residual || dropout > 0 ? engine.tensor(maxBatch, outDim) : this.y;
+    this.mask = dropout > 0 ? engine.tensor(maxBatch, outDim) : null;
     this.dy = engine.tensor(maxBatch, outDim);
   }
 
@@ -50,40 +65,39 @@ export class Dense {
     this.b.data.fill(0);
   }
 
-  /** y = act(x·W + b) for the first m rows of x. */
-  forward(x: Tensor, m: number): void {
+  /**
+   * y = act(x·W + b) for the first m rows of x; while training, dropout on y (`rng` is the
+   * kernels' random state); a residual layer passes on y + x.
+   */
+  forward(x: Tensor, m: number, train = false, rng = 0): void {
     const k = this.engine.kernels;
-    k.gemm(
-      m,
-      this.outDim,
-      this.inDim,
-      x.ptr,
-      this.inDim,
-      1,
-      this.W.ptr,
-      this.outDim,
-      this.y.ptr,
-      this.outDim,
-      0,
-    );
-    k.biasAct(m, this.outDim, this.y.ptr, this.b.ptr, this.act);
+    const out = this.outDim;
+    k.gemm(m, out, this.inDim, x.ptr, this.inDim, 1, this.W.ptr, out, this.y.ptr, out, 0);
+    k.biasAct(m, out, this.y.ptr, this.b.ptr, this.act);
+    if (this.out === this.y) return;
+    k.copy(m * out, this.y.ptr, this.out.ptr);
+    if (this.mask && train) k.dropout(m * out, this.out.ptr, this.dropout, rng, this.mask.ptr);
+    if (this.residual) k.addInPlace(m * out, this.out.ptr, x.ptr);
   }
 
   /**
-   * From `dy` (gradient w.r.t. the output, overwritten with the gradient w.r.t. the
-   * pre-activation): parameter gradients, and the gradient w.r.t. the input into `dx` if given.
+   * From `dy` (gradient w.r.t. `out`; overwritten): parameter gradients, and the gradient w.r.t.
+   * the input into `dx` if given. `train` must match the forward pass (dropout mask).
    */
-  backward(x: Tensor, m: number, dx: Tensor | null): void {
+  backward(x: Tensor, m: number, dx: Tensor | null, train = true): void {
     const k = this.engine.kernels;
     const out = this.outDim;
     const inp = this.inDim;
+    // The skip path hands dy straight to the input.
+    if (this.residual && dx) k.copy(m * out, this.dy.ptr, dx.ptr);
+    if (this.mask && train) k.mulInPlace(m * out, this.dy.ptr, this.mask.ptr);
     k.actBackward(m * out, this.y.ptr, this.dy.ptr, this.act);
     // gW = xᵀ·dy: A(i, r) = x[r, i].
     k.gemm(inp, out, m, x.ptr, 1, inp, this.dy.ptr, out, this.gW.ptr, out, 0);
     k.colSum(m, out, this.dy.ptr, this.gb.ptr, 0);
     if (dx) {
       k.transpose(inp, out, this.W.ptr, this.WT.ptr);
-      k.gemm(m, inp, out, this.dy.ptr, out, 1, this.WT.ptr, inp, dx.ptr, inp, 0);
+      k.gemm(m, inp, out, this.dy.ptr, out, 1, this.WT.ptr, inp, dx.ptr, inp, this.residual ? 1 : 0);
     }
   }
 
@@ -116,10 +130,19 @@ export class Mlp {
     this.dInput = opts.inputGradient ? this.engine.tensor(maxBatch, inDim) : null;
     let d = inDim;
     this.layers = specs.map((s) => {
-      const l = new Dense(this.engine, d, s.units, s.act, maxBatch);
+      const l = new Dense(this.engine, d, s.units, s.act, maxBatch, s.residual ?? false, s.dropout ?? 0);
       d = s.units;
       return l;
     });
+    this.rng = specs.some((s) => (s.dropout ?? 0) > 0) ? this.engine.rngState(0x5eed) : 0;
+  }
+
+  /** Kernel random state for dropout (0 without dropout layers). */
+  private rng: number;
+
+  /** Reseeds the dropout draws. */
+  seedDropout(seed: number): void {
+    if (this.rng) this.rng = this.engine.rngState(seed);
   }
 
   get outDim(): number {
@@ -128,7 +151,7 @@ export class Mlp {
 
   /** Output tensor of the last forward pass. */
   get output(): Tensor {
-    return this.layers[this.layers.length - 1].y;
+    return this.layers[this.layers.length - 1].out;
   }
 
   /** Gradient w.r.t. the output: the loss writes here before `backward`. */
@@ -141,23 +164,26 @@ export class Mlp {
     for (const l of this.layers) l.init(rng);
   }
 
-  /** Runs the first m rows of `input` (or of `x` when given) through the network. */
-  forward(m: number, x: Tensor = this.input): Tensor {
+  /**
+   * Runs the first m rows of `input` (or of `x` when given) through the network; `train` turns
+   * dropout on.
+   */
+  forward(m: number, x: Tensor = this.input, train = false): Tensor {
     let cur = x;
     for (const l of this.layers) {
-      l.forward(cur, m);
-      cur = l.y;
+      l.forward(cur, m, train, this.rng);
+      cur = l.out;
     }
     return cur;
   }
 
-  /** Back-propagates `dOutput` for the m rows of the last forward pass from `x`. */
-  backward(m: number, x: Tensor = this.input): void {
+  /** Back-propagates `dOutput` for the m rows of the last (training) forward pass from `x`. */
+  backward(m: number, x: Tensor = this.input, train = true): void {
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const l = this.layers[i];
-      const below = i > 0 ? this.layers[i - 1].y : x;
+      const below = i > 0 ? this.layers[i - 1].out : x;
       const dx = i > 0 ? this.layers[i - 1].dy : this.dInput;
-      l.backward(below, m, dx);
+      l.backward(below, m, dx, train);
     }
   }
 

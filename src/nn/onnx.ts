@@ -62,84 +62,67 @@ const ACT_OP: Record<ActName, string | null> = {
 };
 
 /** Serialises a dense network with its score tail as an ONNX model. */
-export function mlpToOnnx(g: OnnxGraphSpec): Uint8Array {
-  const nodes: InstanceType<typeof onnx.NodeProto>[] = [];
-  const inits: InstanceType<typeof onnx.TensorProto>[] = [];
-  let cur = 'features';
-  let d = g.inDim;
-  g.specs.forEach((s, l) => {
-    const W = g.weights[`W${l}`];
-    const b = g.weights[`b${l}`];
+export function mlpToOnnx(spec: OnnxGraphSpec): Uint8Array {
+  const g = new GraphBuilder();
+  const out = denseChain(g, 'features', spec.inDim, spec.specs, spec.weights);
+  if (spec.specs[spec.specs.length - 1].units !== spec.inDim)
+    throw new Error('ONNX export: a reconstruction tail needs output width = input width');
+  const r = g.op('Sub', [out, 'features']);
+  const err = g.op('Mul', [r, r], {}, 'feature_error');
+  g.op('ReduceMean', [err], { axes: [1], keepdims: 0 }, 'score');
+  return serialise(g, spec.name, spec.doc ?? '', spec.inDim, [
+    valueInfo('score', ['N']),
+    valueInfo('feature_error', ['N', spec.inDim]),
+  ]);
+}
+
+/**
+ * Appends the Gemm (+ activation, + skip Add for residual layers) nodes of a dense stack whose
+ * weights are named W0, b0, W1, …; dropout is the identity at inference. Returns the output name.
+ */
+function denseChain(
+  g: GraphBuilder,
+  input: string,
+  inDim: number,
+  specs: LayerSpec[],
+  weights: Record<string, Float32Array>,
+): string {
+  let cur = input;
+  let d = inDim;
+  specs.forEach((s, l) => {
+    const W = weights[`W${l}`];
+    const b = weights[`b${l}`];
     if (!W || W.length !== d * s.units || !b || b.length !== s.units)
       throw new Error(`ONNX export: layer ${l} weights do not match its shape`);
-    inits.push(tensor(`W${l}`, [d, s.units], W), tensor(`b${l}`, [s.units], b));
-    const out = `dense${l}`;
-    nodes.push(
-      onnx.NodeProto.create({
-        opType: 'Gemm',
-        input: [cur, `W${l}`, `b${l}`],
-        output: [out],
-        name: `gemm${l}`,
-      }),
-    );
-    cur = out;
+    const x = cur;
+    cur = g.op('Gemm', [cur, g.floats(`W${l}`, [d, s.units], W), g.floats(`b${l}`, [s.units], b)]);
     const op = ACT_OP[s.act];
-    if (op) {
-      const a = `${s.act}${l}`;
-      const attrs =
-        s.act === 'leaky'
-          ? [
-              onnx.AttributeProto.create({
-                name: 'alpha',
-                f: 0.01,
-                type: onnx.AttributeProto.AttributeType.FLOAT,
-              }),
-            ]
-          : [];
-      nodes.push(
-        onnx.NodeProto.create({ opType: op, input: [cur], output: [a], name: `act${l}`, attribute: attrs }),
-      );
-      cur = a;
-    }
+    if (op) cur = g.op(op, [cur], s.act === 'leaky' ? { alpha: 0.01 } : {});
+    if (s.residual) cur = g.op('Add', [cur, x]);
     d = s.units;
   });
-  if (d !== g.inDim) throw new Error('ONNX export: a reconstruction tail needs output width = input width');
-  nodes.push(
-    onnx.NodeProto.create({
-      opType: 'Sub',
-      input: [cur, 'features'],
-      output: ['residual'],
-      name: 'residual',
-    }),
-    onnx.NodeProto.create({
-      opType: 'Mul',
-      input: ['residual', 'residual'],
-      output: ['feature_error'],
-      name: 'square',
-    }),
-    onnx.NodeProto.create({
-      opType: 'ReduceMean',
-      input: ['feature_error'],
-      output: ['score'],
-      name: 'score',
-      attribute: [
-        onnx.AttributeProto.create({ name: 'axes', ints: [1], type: onnx.AttributeProto.AttributeType.INTS }),
-        onnx.AttributeProto.create({ name: 'keepdims', i: 0, type: onnx.AttributeProto.AttributeType.INT }),
-      ],
-    }),
-  );
+  return cur;
+}
+
+function serialise(
+  g: GraphBuilder,
+  name: string,
+  doc: string,
+  inDim: number,
+  outputs: ReturnType<typeof valueInfo>[],
+): Uint8Array {
   const model = onnx.ModelProto.create({
     irVersion: 8,
     producerName: 'nadir',
     producerVersion: NADIR_VERSION,
-    docString: g.doc ?? '',
+    docString: doc,
     opsetImport: [{ domain: '', version: OPSET }],
     graph: {
-      name: g.name,
-      node: nodes,
-      initializer: inits,
-      input: [valueInfo('features', ['N', g.inDim])],
-      output: [valueInfo('score', ['N']), valueInfo('feature_error', ['N', g.inDim])],
+      name,
+      node: g.nodes,
+      initializer: g.inits,
+      input: [valueInfo('features', ['N', inDim])],
+      output: outputs,
     },
   });
   return onnx.ModelProto.encode(model).finish();
@@ -223,18 +206,8 @@ export function hybridToOnnx(h: HybridOnnxSpec): Uint8Array {
     const table = g.floats(`E${c}`, [L.catK[c], L.embDims[c]], h.weights[`E${c}`]);
     parts.push(g.op('Gather', [table, i], { axis: 0 }));
   }
-  let cur = parts.length === 1 ? parts[0] : g.op('Concat', parts, { axis: 1 });
-  let d = dc + L.embDims.reduce((a, b) => a + b, 0);
-  h.specs.forEach((s, l) => {
-    const W = h.weights[`W${l}`];
-    const b = h.weights[`b${l}`];
-    if (!W || W.length !== d * s.units || !b || b.length !== s.units)
-      throw new Error(`ONNX export: layer ${l} weights do not match its shape`);
-    cur = g.op('Gemm', [cur, g.floats(`W${l}`, [d, s.units], W), g.floats(`b${l}`, [s.units], b)]);
-    const op = ACT_OP[s.act];
-    if (op) cur = g.op(op, [cur], s.act === 'leaky' ? { alpha: 0.01 } : {});
-    d = s.units;
-  });
+  const joined = parts.length === 1 ? parts[0] : g.op('Concat', parts, { axis: 1 });
+  const cur = denseChain(g, joined, dc + L.embDims.reduce((a, b) => a + b, 0), h.specs, h.weights);
   const one = g.ints([1], [1]);
   const slice = (from: number, to: number) =>
     g.op('Slice', [cur, g.ints([1], [from]), g.ints([1], [to]), one]);
@@ -254,22 +227,13 @@ export function hybridToOnnx(h: HybridOnnxSpec): Uint8Array {
     off += K;
   }
   g.op(terms.length === 1 ? 'Identity' : 'Sum', terms, {}, 'score');
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'nadir',
-    producerVersion: NADIR_VERSION,
-    docString:
-      'NADIR hybrid autoencoder: input = features after the bundle pipeline (categorical columns as category indices); score = weighted MSE + weighted cross-entropy.',
-    opsetImport: [{ domain: '', version: OPSET }],
-    graph: {
-      name: 'nadir-hybrid-autoencoder',
-      node: g.nodes,
-      initializer: g.inits,
-      input: [valueInfo('features', ['N', L.width])],
-      output: [valueInfo('score', ['N'])],
-    },
-  });
-  return onnx.ModelProto.encode(model).finish();
+  return serialise(
+    g,
+    'nadir-hybrid-autoencoder',
+    'NADIR hybrid autoencoder: input = features after the bundle pipeline (categorical columns as category indices); score = weighted MSE + weighted cross-entropy.',
+    L.width,
+    [valueInfo('score', ['N'])],
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,37 +253,18 @@ export interface ClassifierOnnxSpec {
  */
 export function classifierToOnnx(c: ClassifierOnnxSpec): Uint8Array {
   const g = new GraphBuilder();
-  let cur = 'features';
-  let d = c.inDim;
-  c.specs.forEach((s, l) => {
-    const W = c.weights[`W${l}`];
-    const b = c.weights[`b${l}`];
-    if (!W || W.length !== d * s.units || !b || b.length !== s.units)
-      throw new Error(`ONNX export: layer ${l} weights do not match its shape`);
-    cur = g.op('Gemm', [cur, g.floats(`W${l}`, [d, s.units], W), g.floats(`b${l}`, [s.units], b)]);
-    const op = ACT_OP[s.act];
-    if (op) cur = g.op(op, [cur], s.act === 'leaky' ? { alpha: 0.01 } : {});
-    d = s.units;
-  });
+  const cur = denseChain(g, 'features', c.inDim, c.specs, c.weights);
   const C = c.classes.length;
   const probs = g.op('Softmax', [g.op('Div', [cur, g.scalar(c.temperature)])], { axis: 1 }, 'probabilities');
   const attack = g.op('Slice', [probs, g.ints([1], [1]), g.ints([1], [C]), g.ints([1], [1])]);
   g.op('ReduceSum', [attack, g.ints([1], [1])], { keepdims: 0 }, 'score');
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'nadir',
-    producerVersion: NADIR_VERSION,
-    docString: `NADIR MLP classifier. Classes: ${c.classes.join(' | ')}. Input = features after the bundle pipeline.`,
-    opsetImport: [{ domain: '', version: OPSET }],
-    graph: {
-      name: 'nadir-mlp',
-      node: g.nodes,
-      initializer: g.inits,
-      input: [valueInfo('features', ['N', c.inDim])],
-      output: [valueInfo('score', ['N']), valueInfo('probabilities', ['N', C])],
-    },
-  });
-  return onnx.ModelProto.encode(model).finish();
+  return serialise(
+    g,
+    'nadir-mlp',
+    `NADIR MLP classifier. Classes: ${c.classes.join(' | ')}. Input = features after the bundle pipeline.`,
+    c.inDim,
+    [valueInfo('score', ['N']), valueInfo('probabilities', ['N', C])],
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

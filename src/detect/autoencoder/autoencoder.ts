@@ -15,6 +15,10 @@ export interface AutoencoderParams {
   /** Encoder widths, the last one being the code (bottleneck); the decoder mirrors them. */
   layers: number[];
   activation: ActName;
+  /** Adds a residual block (same width, skip connection) after each hidden layer. */
+  residual: boolean;
+  /** Dropout rate after each hidden layer while training. */
+  dropout: number;
   epochs: number;
   batchSize: number;
   lr: number;
@@ -28,6 +32,8 @@ export interface AutoencoderParams {
 export const DEFAULT_AUTOENCODER: AutoencoderParams = {
   layers: [64, 32, 16],
   activation: 'relu',
+  residual: false,
+  dropout: 0,
   epochs: 100,
   batchSize: DEFAULT_FIT.batchSize,
   lr: DEFAULT_FIT.lr,
@@ -45,15 +51,22 @@ const ORT_MIN_ROWS = 256;
 
 export function autoencoderSpecs(
   cols: number,
-  p: Pick<AutoencoderParams, 'layers' | 'activation'>,
+  p: Pick<AutoencoderParams, 'layers' | 'activation'> &
+    Partial<Pick<AutoencoderParams, 'residual' | 'dropout'>>,
+  out: LayerSpec[] = [{ units: cols, act: 'none' }],
 ): LayerSpec[] {
   const enc = p.layers;
-  const specs: LayerSpec[] = enc.map((units, i) => ({
-    units,
-    act: i === enc.length - 1 ? 'none' : p.activation,
-  }));
-  for (let i = enc.length - 2; i >= 0; i--) specs.push({ units: enc[i], act: p.activation });
-  specs.push({ units: cols, act: 'none' });
+  const specs: LayerSpec[] = [];
+  const hidden = (units: number) => {
+    specs.push({ units, act: p.activation, dropout: p.dropout || undefined });
+    if (p.residual) specs.push({ units, act: p.activation, residual: true, dropout: p.dropout || undefined });
+  };
+  enc.forEach((units, i) => {
+    if (i === enc.length - 1) specs.push({ units, act: 'none' });
+    else hidden(units);
+  });
+  for (let i = enc.length - 2; i >= 0; i--) hidden(enc[i]);
+  specs.push(...out);
   return specs;
 }
 

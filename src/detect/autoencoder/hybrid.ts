@@ -15,10 +15,13 @@ import { checkFinite, DEFAULT_FIT, type EpochReport, fitLoop } from '../../nn/fi
 import { type LayerSpec, Mlp } from '../../nn/mlp.js';
 import { hybridToOnnx, OnnxScorer, onnxRuntime } from '../../nn/onnx.js';
 import { type Detector, type Matrix, registerDetector, type WeightArray } from '../detector.js';
+import { autoencoderSpecs } from './autoencoder.js';
 
 export interface HybridParams {
   layers: number[];
   activation: ActName;
+  residual: boolean;
+  dropout: number;
   epochs: number;
   batchSize: number;
   lr: number;
@@ -36,6 +39,8 @@ export interface HybridParams {
 export const DEFAULT_HYBRID: HybridParams = {
   layers: [64, 32, 16],
   activation: 'relu',
+  residual: false,
+  dropout: 0,
   epochs: 100,
   batchSize: DEFAULT_FIT.batchSize,
   lr: DEFAULT_FIT.lr,
@@ -92,15 +97,12 @@ export function hybridLayout(schema: FeatureSchema): HybridLayout {
   };
 }
 
-export function specsFor(L: HybridLayout, p: Pick<HybridParams, 'layers' | 'activation'>): LayerSpec[] {
-  const enc = p.layers;
-  const specs: LayerSpec[] = enc.map((units, i) => ({
-    units,
-    act: i === enc.length - 1 ? 'none' : p.activation,
-  }));
-  for (let i = enc.length - 2; i >= 0; i--) specs.push({ units: enc[i], act: p.activation });
-  specs.push({ units: L.contCols.length + L.catK.reduce((a, b) => a + b, 0), act: 'none' });
-  return specs;
+export function specsFor(
+  L: HybridLayout,
+  p: Pick<HybridParams, 'layers' | 'activation'> & Partial<Pick<HybridParams, 'residual' | 'dropout'>>,
+): LayerSpec[] {
+  const outW = L.contCols.length + L.catK.reduce((a, b) => a + b, 0);
+  return autoencoderSpecs(0, p, [{ units: outW, act: 'none' }]);
 }
 
 /** The network plus embedding tables, in one engine. */
@@ -162,7 +164,7 @@ export class HybridNet {
   }
 
   /** Builds the network input from `batch` (first m rows) and runs the forward pass. */
-  forward(m: number, noise: number, state: number): void {
+  forward(m: number, noise: number, state: number, train = false): void {
     const k = this.engine.kernels;
     const W = this.dc + this.nc;
     const inp = this.net.input.ptr;
@@ -178,7 +180,7 @@ export class HybridNet {
         inp + this.embOff[c] * 4,
         this.inW,
       );
-    this.net.forward(m);
+    this.net.forward(m, this.net.input, train);
   }
 
   /** Loss of the last forward pass; with `grad`, also gradients (network and embeddings). */
@@ -323,7 +325,7 @@ export class HybridAutoencoder implements Detector {
         params: trainer.params(),
         batchLoss: (idx, m, train) => {
           k.gatherRows(m, W, data.ptr, idx, trainer.batch.ptr);
-          trainer.forward(m, train ? this.p.noise : 0, state);
+          trainer.forward(m, train ? this.p.noise : 0, state, train);
           return trainer.loss(m, w, train);
         },
       },

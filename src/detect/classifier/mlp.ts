@@ -18,6 +18,7 @@ import { type Detector, type Matrix, registerDetector, type WeightArray } from '
 export interface MlpParams {
   layers: number[];
   activation: ActName;
+  dropout: number;
   epochs: number;
   batchSize: number;
   lr: number;
@@ -30,6 +31,7 @@ export interface MlpParams {
 export const DEFAULT_MLP: MlpParams = {
   layers: [64, 32],
   activation: 'relu',
+  dropout: 0,
   epochs: 100,
   batchSize: DEFAULT_FIT.batchSize,
   lr: DEFAULT_FIT.lr,
@@ -42,9 +44,12 @@ export const DEFAULT_MLP: MlpParams = {
 const SCORE_BATCH = 4096;
 const ORT_MIN_ROWS = 256;
 
-export function classifierSpecs(classes: number, p: Pick<MlpParams, 'layers' | 'activation'>): LayerSpec[] {
+export function classifierSpecs(
+  classes: number,
+  p: Pick<MlpParams, 'layers' | 'activation'> & Partial<Pick<MlpParams, 'dropout'>>,
+): LayerSpec[] {
   return [
-    ...p.layers.map((units) => ({ units, act: p.activation })),
+    ...p.layers.map((units) => ({ units, act: p.activation, dropout: p.dropout || undefined })),
     { units: classes, act: 'none' as const },
   ];
 }
@@ -119,7 +124,7 @@ export class MlpClassifier implements Detector {
         batchLoss: (idx, m, train) => {
           k.gatherRows(m, x.cols, data.ptr, idx, net.input.ptr);
           k.gatherRows(m, 1, labels.ptr, idx, targets.ptr);
-          net.forward(m);
+          net.forward(m, net.input, train);
           const loss = k.softmaxCe(m, C, net.output.ptr, targets.ptr, probs.ptr, train ? net.dOutput.ptr : 0);
           if (train) net.backward(m);
           return loss;
