@@ -9,6 +9,7 @@ import { Rng } from '../src/core/rng.js';
 import { Engine } from '../src/nn/engine.js';
 import { DEFAULT_FIT } from '../src/nn/fit.js';
 import { Lstm, SequenceRegressor } from '../src/nn/lstm.js';
+import { OnnxScorer, onnxRuntime, ortUnavailable } from '../src/nn/onnx.js';
 import { lstm64, randn, relErr } from './nn-reference.js';
 
 describe('LSTM layer', () => {
@@ -94,5 +95,26 @@ describe('LSTM layer', () => {
     const r = m.fit(x, y, n, { ...DEFAULT_FIT, epochs: 30, batchSize: 64, lr: 5e-3 });
     // The targets have variance 0.5; a forecaster that learned the dynamics is far below it.
     assert.ok(r.bestValLoss < 0.01, `validation MSE ${r.bestValLoss}`);
+  });
+
+  it("ONNX Runtime runs the exported LSTM (gates reordered to ONNX) with the core's predictions", async (t) => {
+    if (!onnxRuntime()) return t.skip(`ONNX Runtime unavailable: ${ortUnavailable()}`);
+    const [T, F, H, O, n] = [7, 3, 10, 2, 50];
+    const m = new SequenceRegressor(T, F, H, O, n);
+    const rng = new Rng(21);
+    m.init(2);
+    // Non-zero biases in every gate, so a wrong gate order cannot go unnoticed.
+    m.lstm.b.data.set(randn(rng, 4 * H, 0.5));
+    const x = randn(rng, n * T * F);
+    m.input.data.set(x);
+    const core = Float32Array.from(m.forward(n).data.subarray(0, n * O));
+    const s = await OnnxScorer.create(m.onnx(), T * F);
+    const viaOrt = await s!.run(x, n, 'sequences', 'prediction');
+    assert.equal(viaOrt.length, n * O);
+    for (let i = 0; i < n * O; i++)
+      assert.ok(
+        Math.abs(viaOrt[i] - core[i]) <= 1e-5 * Math.abs(core[i]) + 1e-6,
+        `${i}: ${viaOrt[i]} vs ${core[i]}`,
+      );
   });
 });

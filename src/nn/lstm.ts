@@ -9,6 +9,7 @@ import { Rng } from '../core/rng.js';
 import { Engine, Tensor } from './engine.js';
 import { checkFinite, type FitOptions, type FitResult, fitLoop } from './fit.js';
 import { Dense } from './mlp.js';
+import { sequenceRegressorToOnnx } from './onnx.js';
 
 export class Lstm {
   readonly Wx: Tensor;
@@ -180,6 +181,24 @@ export class SequenceRegressor {
     this.lstm.forward(this.input, m);
     this.head.forward(this.last, m);
     return this.head.y;
+  }
+
+  /** Weights by name: Wx, Wh, b, head.W0, head.b0. */
+  exportWeights(): Record<string, Float32Array> {
+    const w: Record<string, Float32Array> = {};
+    for (const q of this.params()) w[q.name.replace(/^head\.(W|b)$/, 'head.$10')] = q.p.data.slice();
+    return w;
+  }
+
+  /** The trained network as ONNX (input `sequences`, output `prediction`). */
+  onnx(): Uint8Array {
+    return sequenceRegressorToOnnx({
+      steps: this.steps,
+      features: this.features,
+      units: this.units,
+      outputs: this.outputs,
+      weights: this.exportWeights(),
+    });
   }
 
   /** Trains on n sequences x (n × T·F) with targets y (n × outputs). */

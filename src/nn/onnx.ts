@@ -268,6 +268,78 @@ export function classifierToOnnx(c: ClassifierOnnxSpec): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------------------------
+// LSTM sequence regressor graph
+
+export interface SequenceOnnxSpec {
+  steps: number;
+  features: number;
+  units: number;
+  outputs: number;
+  /** Wx (F × 4H), Wh (H × 4H), b (4H) in gate order i, f, g, o; head.W0, head.b0. */
+  weights: Record<string, Float32Array>;
+}
+
+/**
+ * An LSTM over `sequences` [N, T·F] (each row T steps of F values) with a dense head on the last
+ * hidden state, as ONNX: Reshape → Transpose to [T, N, F] → LSTM → Squeeze → Gemm → `prediction`.
+ * ONNX orders the gates i, o, f, c and stores them as rows; NADIR's columns i, f, g, o are
+ * reordered accordingly.
+ */
+export function sequenceRegressorToOnnx(q: SequenceOnnxSpec): Uint8Array {
+  const { steps: T, features: F, units: H, outputs: O } = q;
+  const g = new GraphBuilder();
+  const ORDER = [0, 3, 1, 2]; // ONNX gate q ← NADIR gate ORDER[q]
+  const rows = (src: Float32Array, inDim: number): Float32Array => {
+    const out = new Float32Array(4 * H * inDim);
+    for (let qo = 0; qo < 4; qo++)
+      for (let j = 0; j < H; j++)
+        for (let k = 0; k < inDim; k++) out[(qo * H + j) * inDim + k] = src[k * 4 * H + ORDER[qo] * H + j];
+    return out;
+  };
+  const bias = new Float32Array(8 * H);
+  for (let qo = 0; qo < 4; qo++)
+    for (let j = 0; j < H; j++) bias[qo * H + j] = q.weights.b[ORDER[qo] * H + j];
+  const W = g.floats('lstm_W', [1, 4 * H, F], rows(q.weights.Wx, F));
+  const R = g.floats('lstm_R', [1, 4 * H, H], rows(q.weights.Wh, H));
+  const B = g.floats('lstm_B', [1, 8 * H], bias);
+  const seq = g.op('Reshape', ['sequences', g.ints([3], [0, T, F])]);
+  const tnf = g.op('Transpose', [seq], { perm: [1, 0, 2] });
+  // LSTM has several outputs; only Y_h (the last hidden state) is used.
+  const node = onnx.NodeProto.create({
+    opType: 'LSTM',
+    input: [tnf, W, R, B],
+    output: ['', 'lstm_h'],
+    name: 'lstm',
+    attribute: [
+      onnx.AttributeProto.create({ name: 'hidden_size', i: H, type: onnx.AttributeProto.AttributeType.INT }),
+    ],
+  });
+  g.nodes.push(node);
+  const last = g.op('Squeeze', ['lstm_h', g.ints([1], [0])]);
+  g.op(
+    'Gemm',
+    [last, g.floats('head_W', [H, O], q.weights['head.W0']), g.floats('head_b', [O], q.weights['head.b0'])],
+    {},
+    'prediction',
+  );
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'nadir',
+    producerVersion: NADIR_VERSION,
+    docString: `NADIR LSTM sequence regressor: sequences [N, ${T}·${F}] → prediction [N, ${O}].`,
+    opsetImport: [{ domain: '', version: OPSET }],
+    graph: {
+      name: 'nadir-lstm',
+      node: g.nodes,
+      initializer: g.inits,
+      input: [valueInfo('sequences', ['N', T * F])],
+      output: [valueInfo('prediction', ['N', O])],
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+// ---------------------------------------------------------------------------------------------
 // ONNX Runtime
 
 interface OrtTensor {
@@ -330,8 +402,13 @@ export class OnnxScorer {
 
   /** Scores rows × cols values; returns one score per row. */
   async score(data: Float32Array, rows: number): Promise<Float32Array> {
-    const input = new this.rt.Tensor('float32', data.subarray(0, rows * this.cols), [rows, this.cols]);
-    const out = await this.session.run({ features: input }, ['score']);
-    return out.score.data;
+    return this.run(data, rows, 'features', 'score');
+  }
+
+  /** Runs the graph on rows × cols values of input `input`; returns output `output`. */
+  async run(data: Float32Array, rows: number, input: string, output: string): Promise<Float32Array> {
+    const t = new this.rt.Tensor('float32', data.subarray(0, rows * this.cols), [rows, this.cols]);
+    const out = await this.session.run({ [input]: t }, [output]);
+    return out[output].data;
   }
 }
