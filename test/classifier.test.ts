@@ -132,4 +132,43 @@ describe('supervised MLP classifier', () => {
     );
     assert.throws(() => new MlpClassifier().fit(), /supervised/);
   });
+
+  it('ae-classifier: flags an attack class it never saw through its reconstruction error; ONNX parity', async () => {
+    const dir = tmp();
+    const rng = new Rng(9);
+    const row = (c: number) => {
+      const pkts = [10, 500, 40][c] * (1 + 0.2 * rng.normal());
+      const bytes = [2000, 40000, 45][c] * (1 + 0.2 * rng.normal());
+      const dur = [5, 1, 30][c] * (1 + 0.2 * rng.normal());
+      return `${pkts},${bytes},${dur},${['BENIGN', 'DDoS', 'Novel'][c]}`;
+    };
+    const trainRows = Array.from({ length: 2400 }, (_, i) => row(i % 2));
+    const data = writeFile(dir, 'known.csv', `pkts,bytes,dur,Label\n${trainRows.join('\n')}\n`);
+    const { model } = await train({
+      ...base,
+      detector: 'ae-classifier',
+      detectorParams: { epochs: 60, layers: [8, 2], headLayers: [8] },
+      data: [data],
+      diag: new Diagnostics(),
+    });
+    const novel = writeFile(
+      dir,
+      'novel.csv',
+      `pkts,bytes,dur,Label\n${Array.from({ length: 300 }, () => row(2)).join('\n')}\n`,
+    );
+    const reader = new FlowReader([novel], {}, new Diagnostics());
+    for await (const b of reader.batches()) {
+      const { x, scores } = model.score(b);
+      const flagged = scores.filter((s) => s > model.threshold).length;
+      assert.ok(flagged / b.n > 0.95, `${flagged} of ${b.n} rows of an unseen attack class flagged`);
+      if (onnxRuntime()) {
+        const viaOrt = await model.detector.scoreAsync!(x);
+        for (let i = 0; i < b.n; i++)
+          assert.ok(
+            Math.abs(viaOrt[i] - scores[i]) <= 1e-5 * scores[i] + 5e-7,
+            `row ${i}: ${viaOrt[i]} vs ${scores[i]}`,
+          );
+      }
+    }
+  });
 });

@@ -17,6 +17,7 @@ import type { IngestOptions } from '../ingest/table.js';
 // Detectors register themselves on import.
 import '../detect/autoencoder/autoencoder.js';
 import '../detect/autoencoder/hybrid.js';
+import '../detect/classifier/ae-classifier.js';
 import '../detect/classifier/mlp.js';
 import '../detect/iforest/iforest.js';
 

@@ -86,16 +86,21 @@ function denseChain(
   inDim: number,
   specs: LayerSpec[],
   weights: Record<string, Float32Array>,
+  prefix = '',
 ): string {
   let cur = input;
   let d = inDim;
   specs.forEach((s, l) => {
-    const W = weights[`W${l}`];
-    const b = weights[`b${l}`];
+    const W = weights[`${prefix}W${l}`];
+    const b = weights[`${prefix}b${l}`];
     if (!W || W.length !== d * s.units || !b || b.length !== s.units)
       throw new Error(`ONNX export: layer ${l} weights do not match its shape`);
     const x = cur;
-    cur = g.op('Gemm', [cur, g.floats(`W${l}`, [d, s.units], W), g.floats(`b${l}`, [s.units], b)]);
+    cur = g.op('Gemm', [
+      cur,
+      g.floats(`${prefix}W${l}`, [d, s.units], W),
+      g.floats(`${prefix}b${l}`, [s.units], b),
+    ]);
     const op = ACT_OP[s.act];
     if (op) cur = g.op(op, [cur], s.act === 'leaky' ? { alpha: 0.01 } : {});
     if (s.residual) cur = g.op('Add', [cur, x]);
@@ -263,6 +268,55 @@ export function classifierToOnnx(c: ClassifierOnnxSpec): Uint8Array {
     'nadir-mlp',
     `NADIR MLP classifier. Classes: ${c.classes.join(' | ')}. Input = features after the bundle pipeline.`,
     c.inDim,
+    [valueInfo('score', ['N']), valueInfo('probabilities', ['N', C])],
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Autoencoder + classifier graph
+
+export interface AeClassifierOnnxSpec {
+  inDim: number;
+  shapes: { enc: LayerSpec[]; dec: LayerSpec[]; cls: LayerSpec[] };
+  /** Weights named enc.W0, …, dec.W0, …, cls.W0, … */
+  weights: Record<string, Float32Array>;
+  temperature: number;
+  noveltyScale: number;
+  classes: string[];
+}
+
+/**
+ * The autoencoder + classifier as ONNX: `probabilities` [N, C] from the classifier head at the
+ * calibrated temperature, and `score` [N] = P(attack) + (1 − P(attack)) · (1 − exp(−error / s)).
+ */
+export function aeClassifierToOnnx(a: AeClassifierOnnxSpec): Uint8Array {
+  const g = new GraphBuilder();
+  const code = a.shapes.enc[a.shapes.enc.length - 1].units;
+  const z = denseChain(g, 'features', a.inDim, a.shapes.enc, a.weights, 'enc.');
+  const rec = denseChain(g, z, code, a.shapes.dec, a.weights, 'dec.');
+  const logits = denseChain(g, z, code, a.shapes.cls, a.weights, 'cls.');
+  const r = g.op('Sub', [rec, 'features']);
+  const err = g.op('ReduceMean', [g.op('Mul', [r, r])], { axes: [1], keepdims: 0 });
+  const one = g.scalar(1);
+  const novelty = g.op('Sub', [
+    one,
+    g.op('Exp', [g.op('Neg', [g.op('Div', [err, g.scalar(a.noveltyScale)])])]),
+  ]);
+  const C = a.classes.length;
+  const probs = g.op(
+    'Softmax',
+    [g.op('Div', [logits, g.scalar(a.temperature)])],
+    { axis: 1 },
+    'probabilities',
+  );
+  const attackRows = g.op('Slice', [probs, g.ints([1], [1]), g.ints([1], [C]), g.ints([1], [1])]);
+  const attack = g.op('ReduceSum', [attackRows, g.ints([1], [1])], { keepdims: 0 });
+  g.op('Add', [attack, g.op('Mul', [g.op('Sub', [one, attack]), novelty])], {}, 'score');
+  return serialise(
+    g,
+    'nadir-ae-classifier',
+    `NADIR autoencoder + classifier. Classes: ${a.classes.join(' | ')}. Input = features after the bundle pipeline.`,
+    a.inDim,
     [valueInfo('score', ['N']), valueInfo('probabilities', ['N', C])],
   );
 }

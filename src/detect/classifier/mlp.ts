@@ -12,8 +12,8 @@ import type { ActName } from '../../nn/engine.js';
 import { checkFinite, DEFAULT_FIT, type EpochReport, fitLoop } from '../../nn/fit.js';
 import { type LayerSpec, Mlp } from '../../nn/mlp.js';
 import { classifierToOnnx, OnnxScorer, onnxRuntime } from '../../nn/onnx.js';
-import { expectedCalibrationError } from '../../train/metrics.js';
 import { type Detector, type Matrix, registerDetector, type WeightArray } from '../detector.js';
+import { fitTemperature, type ProbabilityCalibration, softmaxT } from './temperature.js';
 
 export interface MlpParams {
   layers: number[];
@@ -52,18 +52,6 @@ export function classifierSpecs(
     ...p.layers.map((units) => ({ units, act: p.activation, dropout: p.dropout || undefined })),
     { units: classes, act: 'none' as const },
   ];
-}
-
-/** Softmax of logits z[0..C) / T into p; returns nothing. */
-function softmaxT(z: Float32Array, o: number, C: number, T: number, p: Float64Array): void {
-  let mx = Number.NEGATIVE_INFINITY;
-  for (let j = 0; j < C; j++) mx = Math.max(mx, z[o + j] / T);
-  let s = 0;
-  for (let j = 0; j < C; j++) {
-    p[j] = Math.exp(z[o + j] / T - mx);
-    s += p[j];
-  }
-  for (let j = 0; j < C; j++) p[j] /= s;
 }
 
 export class MlpClassifier implements Detector {
@@ -169,68 +157,11 @@ export class MlpClassifier implements Detector {
     return out;
   }
 
-  private nll(z: Float32Array, y: Int32Array, T: number): number {
-    const C = this.classes.length;
-    const p = new Float64Array(C);
-    let s = 0;
-    for (let i = 0; i < y.length; i++) {
-      softmaxT(z, i * C, C, T, p);
-      s -= Math.log(Math.max(p[y[i]], 1e-300));
-    }
-    return s / y.length;
-  }
-
-  private ece(z: Float32Array, y: Int32Array, T: number): number {
-    const C = this.classes.length;
-    const p = new Float64Array(C);
-    const conf = new Float64Array(y.length);
-    const ok: boolean[] = [];
-    for (let i = 0; i < y.length; i++) {
-      softmaxT(z, i * C, C, T, p);
-      let best = 0;
-      for (let j = 1; j < C; j++) if (p[j] > p[best]) best = j;
-      conf[i] = p[best];
-      ok.push(best === y[i]);
-    }
-    return expectedCalibrationError(conf, ok);
-  }
-
-  /** Golden-section search for the temperature minimising held-out NLL (log T in [−3, 3]). */
   private fitTemperature(x: Matrix, y: Int32Array): void {
     if (x.rows === 0) return;
-    const z = this.logits(x);
-    const f = (lt: number) => this.nll(z, y, Math.exp(lt));
-    let a = -3;
-    let b = 3;
-    const g = (Math.sqrt(5) - 1) / 2;
-    let c = b - g * (b - a);
-    let d = a + g * (b - a);
-    let fc = f(c);
-    let fd = f(d);
-    for (let it = 0; it < 60 && b - a > 1e-5; it++) {
-      if (fc < fd) {
-        b = d;
-        d = c;
-        fd = fc;
-        c = b - g * (b - a);
-        fc = f(c);
-      } else {
-        a = c;
-        c = d;
-        fc = fd;
-        d = a + g * (b - a);
-        fd = f(d);
-      }
-    }
-    const T = Math.exp((a + b) / 2);
-    this.calibration = {
-      rows: x.rows,
-      nllBefore: this.nll(z, y, 1),
-      nllAfter: this.nll(z, y, T),
-      eceBefore: this.ece(z, y, 1),
-      eceAfter: this.ece(z, y, T),
-    };
-    this.temperature = T;
+    const r = fitTemperature(this.logits(x), y, this.classes.length);
+    this.temperature = r.temperature;
+    this.calibration = r.calibration;
   }
 
   private ready(x: Matrix): Mlp {
