@@ -253,7 +253,7 @@ export function buildProgram(): Command {
     .option('--sample-size <n>', 'iforest: rows per tree (ψ)', intAtLeast('--sample-size', 2), 256)
     .option(
       '--layers <widths>',
-      'autoencoder: encoder widths, the last is the code; the decoder mirrors them (default 64,32,16)',
+      'neural detectors: layer widths; for autoencoders the encoder, whose last width is the code (defaults: 64,32,16; mlp 64,32)',
       widths,
     )
     .addOption(
@@ -320,11 +320,14 @@ export function buildProgram(): Command {
   trainCmd.addHelpText(
     'after',
     `
-Unsupervised detectors are fitted on BENIGN rows of the training part only. Identifier columns
-(Flow ID, IPs, ports, Timestamp) are dropped unless --keep names them.
+Unsupervised detectors (iforest, autoencoder, hybrid-autoencoder) are fitted on BENIGN rows of the
+training part only; supervised ones (mlp, ae-classifier) on every labelled row of it. Identifier
+columns (Flow ID, IPs, ports, Timestamp) are dropped unless --keep names them.
 
 Examples:
   nadir train --data ../shared/datasets/cicids2017_improved_sampled --out models/cic
+  nadir train --data ../shared/datasets/cicids2017_improved_sampled --detector autoencoder --out models/ae
+  nadir train --data labelled-flows/ --detector mlp --out models/threats
   nadir train --data monday.csv --split none --threshold fpr:0.001 --out models/monday
   nadir train --data UNSW_NB15_training-set.csv --label attack_cat --benign Normal \\
               --drop id,label --categorical proto,service,state --out models/unsw`,
