@@ -1,5 +1,6 @@
 /** Terminal rendering: tables, numbers, and the reports of train / evaluate / detect. */
 import Table from 'cli-table3';
+import type { CaptureSummary } from '../capture/inspect.js';
 import type { Contribution } from '../core/records.js';
 import type { Model } from '../model/bundle.js';
 import type { DetectedFlow, DetectSummary } from '../pipeline/detect-files.js';
@@ -258,4 +259,44 @@ export function csvRow(d: DetectedFlow): string {
 export function jsonRow(d: DetectedFlow): string {
   const { features: _omit, ...flow } = d.flow;
   return JSON.stringify({ ...flow, ...d.verdict });
+}
+
+export function renderCaptureSummaries(rows: CaptureSummary[]): string {
+  const lines: string[] = [];
+  lines.push(
+    table(
+      ['file', 'format', 'packets', 'wire bytes', 'decoded', 'not decoded', 'cut at snaplen', 'status'],
+      rows.map((r) => [
+        r.file,
+        r.format,
+        int(r.packets),
+        int(r.bytes),
+        int(r.decoded),
+        int(r.packets - r.decoded),
+        int(r.truncated),
+        r.error ? `stopped at byte ${int(r.error.offset)}: ${r.error.reason}` : 'ok',
+      ]),
+      ['left', 'left', 'right', 'right', 'right', 'right', 'right', 'left'],
+    ),
+  );
+  const reasons = new Map<string, number>();
+  for (const r of rows)
+    for (const u of r.undecodable) reasons.set(u.reason, (reasons.get(u.reason) ?? 0) + u.count);
+  if (reasons.size) {
+    lines.push('Not decoded, by reason:');
+    lines.push(
+      table(
+        ['reason', 'packets'],
+        [...reasons].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, int(v)]),
+      ),
+    );
+  }
+  const links = new Map<string, number>();
+  for (const r of rows)
+    for (const [k, v] of Object.entries(r.unsupportedLinkTypes)) links.set(k, (links.get(k) ?? 0) + v);
+  if (links.size)
+    lines.push(
+      `Unsupported link types: ${[...links].map(([k, v]) => `${k} (${int(v)} packets)`).join(', ')}`,
+    );
+  return lines.join('\n');
 }

@@ -5,6 +5,7 @@
 import { createWriteStream, existsSync, statSync, type WriteStream, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { type CaptureSummary, inspectCapture } from '../capture/inspect.js';
 import { Diagnostics, formatProblem, UserError } from '../core/diagnostics.js';
 import { NADIR_VERSION } from '../core/version.js';
 import { parseThresholdMethod } from '../detect/calibration.js';
@@ -22,6 +23,7 @@ import {
   csvRow,
   int,
   jsonRow,
+  renderCaptureSummaries,
   renderDetectTable,
   renderEvaluation,
   renderTrain,
@@ -548,6 +550,45 @@ Examples:
     if (writeError)
       throw new UserError(`--output ${o.output}: cannot write (${(writeError as Error).message})`);
   });
+
+  program
+    .command('capinfo')
+    .description('read packet captures (pcap, pcapng, gzip-compressed) and print per-file totals')
+    .argument('<captures...>', 'capture files')
+    .option('--json', 'print the totals as JSON lines')
+    .option('-q, --quiet', 'no progress bar')
+    .addHelpText(
+      'after',
+      `
+For each file: format, packets, bytes on the wire, packets cut at snaplen, how many decode to
+IP/TCP/UDP/ICMP, why the others do not (by reason), and where a damaged file stops (byte offset).
+Exits 1 when a file could not be read to its end.
+
+Example:
+  nadir capinfo ../shared/datasets/pcap_ddos_stopddos/captures/*.pcap*`,
+    )
+    .action(async (files: string[], o) => {
+      const progress = Progress.forCli(o.quiet);
+      const total = files.reduce((s, f) => {
+        if (!existsSync(f)) throw new UserError(`${f}: no such file`, undefined, 1);
+        return s + statSync(f).size;
+      }, 0);
+      let done = 0;
+      const rows: CaptureSummary[] = [];
+      progress.setPhase('reading');
+      try {
+        for (const f of files) {
+          rows.push(await inspectCapture(f, (b) => progress.update(done + b, total)));
+          done += statSync(f).size;
+        }
+      } finally {
+        progress.stop();
+      }
+      if (o.json) for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
+      else process.stdout.write(`${renderCaptureSummaries(rows)}\n`);
+      if (rows.some((r) => r.error))
+        return Promise.reject(new UserError('some captures could not be read to their end (see above)'));
+    });
 
   program
     .command('export')
