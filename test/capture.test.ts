@@ -7,6 +7,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { CaptureReader, type RawPacket, readCapture } from '../src/capture/pcap.js';
+import { PcapWriter } from '../src/capture/pcap-writer.js';
+import { Rng } from '../src/core/rng.js';
 import {
   Decode,
   DecodeStats,
@@ -16,10 +19,7 @@ import {
   TCP_ACK,
   TCP_PSH,
   TCP_SYN,
-} from '../src/capture/decode.js';
-import { CaptureReader, type RawPacket, readCapture } from '../src/capture/pcap.js';
-import { PcapWriter } from '../src/capture/pcap-writer.js';
-import { Rng } from '../src/core/rng.js';
+} from '../src/decode/decode.js';
 import { datasets, NO_DATASETS, tmp, writeFile } from './helpers.js';
 import { bytes, concat, ethernet, ipv4, ipv6, PcapngBuilder, tcp, udp, vlan } from './packets.js';
 

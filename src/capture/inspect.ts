@@ -3,7 +3,7 @@
  * and why the others do not, and where a damaged file stops.
  */
 import { basename } from 'node:path';
-import { DecodeStats, decode, PacketView } from './decode.js';
+import { DecodeStats, decode, PacketView } from '../decode/decode.js';
 import { readCapture } from './pcap.js';
 
 export interface CaptureSummary {
