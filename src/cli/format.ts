@@ -2,7 +2,9 @@
 import Table from 'cli-table3';
 import type { CaptureSummary } from '../capture/inspect.js';
 import type { Contribution } from '../core/records.js';
+import type { FlowRow } from '../flow/meter.js';
 import type { Model } from '../model/bundle.js';
+import type { CaptureFlowsResult } from '../pipeline/capture-flows.js';
 import type { DetectedFlow, DetectSummary } from '../pipeline/detect-files.js';
 import type { EvaluationReport } from '../train/evaluate.js';
 
@@ -226,7 +228,7 @@ export function csvHeader(): string {
   return CSV_COLUMNS.join(',');
 }
 
-function csvCell(v: unknown): string {
+export function csvCell(v: unknown): string {
   if (v === undefined || v === null) return '';
   const s = String(v);
   return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
@@ -298,5 +300,37 @@ export function renderCaptureSummaries(rows: CaptureSummary[]): string {
     lines.push(
       `Unsupported link types: ${[...links].map(([k, v]) => `${k} (${int(v)} packets)`).join(', ')}`,
     );
+  return lines.join('\n');
+}
+
+/** One flow as a CSV row of the given FLOW_COLUMNS indices (identifiers as text, numbers exact). */
+export function flowCsvRow(f: FlowRow, columns: number[]): string {
+  const cells: string[] = [];
+  for (const c of columns) {
+    if (c === 0) cells.push(csvCell(f.flowId));
+    else if (c === 1) cells.push(csvCell(f.srcIp));
+    else if (c === 3) cells.push(csvCell(f.dstIp));
+    else if (c === 6) cells.push(f.timestamp);
+    else cells.push(String(f.values[c]));
+  }
+  return cells.join(',');
+}
+
+export function renderCaptureTotals(r: CaptureFlowsResult): string {
+  const lines = [
+    table(
+      ['capture', 'format', 'packets', 'decoded', 'not decoded', 'status'],
+      r.files.map((f) => [
+        f.file,
+        f.format,
+        int(f.packets),
+        int(f.decoded),
+        f.undecodable.map((u) => `${u.reason}: ${int(u.count)}`).join('; ') || '0',
+        f.error ? `stopped at byte ${int(f.error.offset)}: ${f.error.reason}` : 'ok',
+      ]),
+      ['left', 'left', 'right', 'right', 'left', 'left'],
+    ),
+    `${int(r.flows)} flows from ${int(r.packets)} packets in ${r.seconds.toFixed(2)} s (${int(Math.round(r.packets / Math.max(r.seconds, 1e-9)))} packets/s); at most ${int(r.peakFlows)} flows open at once${r.evicted ? `; ${int(r.evicted)} evicted early (--max-flows)` : ''}`,
+  ];
   return lines.join('\n');
 }

@@ -128,6 +128,12 @@ const ALIASES: Record<string, string> = {
   min_seg_size_forward: 'Fwd Seg Size Min',
 };
 
+/** The original CICFlowMeter-V3 (MachineLearningCVE) name of a canonical column. */
+export function originalColumnName(canonical: string): string {
+  for (const [alias, c] of Object.entries(ALIASES)) if (c === canonical) return alias;
+  return canonical;
+}
+
 /** Label columns (first present wins, unless `--label` names one). */
 export const LABEL_CANDIDATES = ['Label', 'label', 'class', 'attack_cat', 'Attack', 'attack_type'];
 /** Columns derived from the label: they would leak it into features, so they are always dropped. */
