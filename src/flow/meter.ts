@@ -59,6 +59,9 @@ export interface FlowRow {
   /** First packet, µs since the epoch. */
   startUs: number;
   timestamp: string;
+  /** Bytes on the wire (whole frames, as captured before any snaplen cut) per direction. */
+  wireBytesFwd: number;
+  wireBytesBwd: number;
   /** Why the flow ended. */
   reason: 'fin' | 'rst' | 'timeout' | 'idle' | 'evicted' | 'end';
 }
@@ -89,6 +92,8 @@ const FIELDS = [
   'lastF',
   'lastB',
   'firstB',
+  'wireF',
+  'wireB',
   'iatMeanF',
   'iatMeanB',
   'iatM2F',
@@ -298,7 +303,7 @@ export class FlowMeter {
   }
 
   /** Adds a decoded packet (only TCP, UDP, ICMP and ICMPv6 packets make flows). */
-  add(tsUs: number, v: PacketView): void {
+  add(tsUs: number, v: PacketView, wireLen = 0): void {
     if (v.protocol !== 6 && v.protocol !== 17 && v.protocol !== 1 && v.protocol !== 58) return;
     this.stats.packets++;
     // Canonical key: the endpoint that compares lower is A.
@@ -327,6 +332,8 @@ export class FlowMeter {
     }
     const fwd = (this.fwdIsA[s] === 1) === srcIsA;
     this.update(s, tsUs, v, fwd);
+    if (fwd) this.f.wireF[s] += wireLen;
+    else this.f.wireB[s] += wireLen;
     // TCP termination.
     if (v.protocol === 6) {
       const F = this.f;
@@ -681,6 +688,8 @@ export class FlowMeter {
       protocol,
       startUs: F.first[s],
       timestamp: formatTimestamp(F.first[s]),
+      wireBytesFwd: F.wireF[s],
+      wireBytesBwd: F.wireB[s],
       reason,
     };
   }

@@ -49,7 +49,7 @@ export async function captureFlows(
         const code = decode(p.buf, p.offset, p.capLen, p.linkType, view);
         stats.add(code, p.linkType);
         if (code === Decode.OK) {
-          meter.add(p.tsUs, view);
+          meter.add(p.tsUs, view, p.origLen);
         }
       },
       (b) => {
