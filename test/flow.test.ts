@@ -198,3 +198,82 @@ describe('flow meter', () => {
 });
 
 import * as decodeMod from '../src/decode/decode.js';
+
+describe('nadir flows and nadir detect on captures', () => {
+  it('a model scores a capture exactly as it scores the flows CSV written from it', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { join } = await import('node:path');
+    const { CLI } = await import('./helpers.js');
+    const { Rng } = await import('../src/core/rng.js');
+    const rng = new Rng(3);
+    const w = new PcapWriter();
+    let t = T0;
+    for (let f = 0; f < 300; f++) {
+      const n = 1 + rng.int(6);
+      for (let i = 0; i < n; i++) {
+        t += 1000 + rng.int(50_000);
+        const toServer = i % 2 === 0;
+        const size = 20 + rng.int(f === 299 ? 1400 : 200);
+        const pkt = udp(toServer ? 20000 + f : 53, toServer ? 53 : 20000 + f, new Uint8Array(size));
+        w.add(t, ethernet(0x0800, ipv4(toServer ? C : S, toServer ? S : C, 17, pkt)));
+      }
+    }
+    const dir = tmp();
+    const cap = writeFile(dir, 'dns.pcap', w.bytes());
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, CI: '1' } });
+    const flows = run('flows', cap, '-o', join(dir, 'flows.csv'), '-q');
+    assert.equal(flows.status, 0, flows.stderr);
+    const tr = run(
+      'train',
+      '--data',
+      join(dir, 'flows.csv'),
+      '--split',
+      'none',
+      '--out',
+      join(dir, 'm'),
+      '-q',
+    );
+    assert.equal(tr.status, 0, tr.stderr);
+    const fromCsv = run(
+      'detect',
+      '--model',
+      join(dir, 'm'),
+      '--data',
+      join(dir, 'flows.csv'),
+      '--format',
+      'csv',
+      '--all',
+      '-q',
+    );
+    const fromPcap = run(
+      'detect',
+      '--model',
+      join(dir, 'm'),
+      '--data',
+      cap,
+      '--format',
+      'csv',
+      '--all',
+      '-q',
+    );
+    assert.equal(fromCsv.status, 0, fromCsv.stderr);
+    assert.equal(fromPcap.status, 0, fromPcap.stderr);
+    const scores = (out: string) =>
+      new Map(
+        out
+          .trim()
+          .split('\n')
+          .slice(1)
+          .map((l) => l.split(','))
+          .map((c) => [c[2], c[10]]),
+      );
+    const a = scores(fromCsv.stdout);
+    const b = scores(fromPcap.stdout);
+    assert.equal(a.size, 300);
+    assert.deepEqual(b, a, 'same flow IDs, same scores');
+    const mixed = run('detect', '--model', join(dir, 'm'), '--data', cap, join(dir, 'flows.csv'));
+    assert.equal(mixed.status, 2);
+    assert.match(mixed.stderr, /separate `nadir detect` runs/);
+  });
+});

@@ -11,7 +11,8 @@
  * everything before it has been delivered.
  */
 
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
+import { constants, gunzipSync } from 'node:zlib';
 import { maybeGunzip } from '../core/streams.js';
 
 /** One captured packet; valid only during the callback. */
@@ -352,6 +353,8 @@ export async function readCapture(
   source: string | AsyncIterable<Buffer>,
   onPacket: (p: RawPacket) => void,
   onProgress?: (rawBytes: number) => void,
+  /** Awaited after each chunk: lets a consumer drain work (score batches) with backpressure. */
+  afterChunk?: () => Promise<void>,
 ): Promise<ReaderStats> {
   const reader = new CaptureReader(onPacket);
   let raw = 0;
@@ -366,6 +369,7 @@ export async function readCapture(
   try {
     for await (const chunk of maybeGunzip(counted())) {
       reader.push(chunk);
+      if (afterChunk) await afterChunk();
       if (reader.stopped) break;
     }
   } catch (e) {
@@ -374,4 +378,27 @@ export async function readCapture(
   }
   reader.end();
   return reader.stats;
+}
+
+/** 'pcap' or 'pcapng' when the file (gzip-compressed or not) starts like a capture, else null. */
+export function sniffCaptureFormat(path: string): 'pcap' | 'pcapng' | null {
+  let head: Buffer = Buffer.alloc(0);
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const b = Buffer.alloc(4096);
+      head = b.subarray(0, readSync(fd, b, 0, b.length, 0));
+    } finally {
+      closeSync(fd);
+    }
+    if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b)
+      head = gunzipSync(head, { finishFlush: constants.Z_SYNC_FLUSH });
+  } catch {
+    return null;
+  }
+  if (head.length < 4) return null;
+  const m = head.readUInt32BE(0);
+  if (m === 0x0a0d0d0a) return 'pcapng';
+  if (m === 0xa1b2c3d4 || m === 0xa1b23c4d || m === 0xd4c3b2a1 || m === 0x4d3cb2a1) return 'pcap';
+  return null;
 }

@@ -6,6 +6,7 @@ import { createWriteStream, existsSync, statSync, type WriteStream, writeFileSyn
 import { dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type CaptureSummary, inspectCapture } from '../capture/inspect.js';
+import { sniffCaptureFormat } from '../capture/pcap.js';
 import { Diagnostics, formatProblem, UserError } from '../core/diagnostics.js';
 import { NADIR_VERSION } from '../core/version.js';
 import { parseThresholdMethod } from '../detect/calibration.js';
@@ -15,7 +16,12 @@ import { flowHeader } from '../flow/features.js';
 import type { FileSummary, FlowReader, IngestOptions } from '../ingest/table.js';
 import { Model } from '../model/bundle.js';
 import { captureFlows } from '../pipeline/capture-flows.js';
-import { type DetectedFlow, detectFiles } from '../pipeline/detect-files.js';
+import {
+  type DetectedFlow,
+  type DetectSummary,
+  detectCaptures,
+  detectFiles,
+} from '../pipeline/detect-files.js';
 import { evaluate } from '../train/evaluate.js';
 import { renderEvaluationSvg } from '../train/plots.js';
 import { parseSplit } from '../train/split.js';
@@ -518,19 +524,50 @@ Examples:
       }
     };
     if (o.format === 'csv') write(csvHeader());
-    const summary = await detectFiles(model, {
-      data: o.data,
-      ingest: ingestOptions(o),
-      all: o.format !== 'table' && o.all,
-      topFeatures: o.features,
-      diag,
-      onProgress: (b, t) => progress.update(b, t),
-      onFlow: (d) => {
-        if (o.format === 'table') keepTop(d);
-        else write(o.format === 'csv' ? csvRow(d) : jsonRow(d));
-      },
-    }).finally(() => progress.stop());
-    printIngestSummary(diag, summary.files, o.quiet);
+    const onFlow = (d: DetectedFlow) => {
+      if (o.format === 'table') keepTop(d);
+      else write(o.format === 'csv' ? csvRow(d) : jsonRow(d));
+    };
+    // Packet captures go through the flow meter; flow files through the CSV reader.
+    const captures = (o.data as string[]).filter(
+      (p) => existsSync(p) && statSync(p).isFile() && sniffCaptureFormat(p) !== null,
+    );
+    let summary: DetectSummary;
+    if (captures.length > 0) {
+      if (captures.length !== o.data.length)
+        throw new UserError(
+          'give packet captures and flow files to separate `nadir detect` runs',
+          `captures: ${captures.join(', ')}`,
+          2,
+        );
+      const total = captures.reduce((t, f) => t + statSync(f).size, 0);
+      progress.setPhase('metering');
+      const cs = await detectCaptures(model, captures, {
+        all: o.format !== 'table' && o.all,
+        topFeatures: o.features,
+        onFlow,
+        onProgress: (b) => progress.update(b, total),
+      }).finally(() => progress.stop());
+      if (!o.quiet) process.stderr.write(`${renderCaptureTotals(cs.capture)}\n`);
+      summary = {
+        rows: cs.rows,
+        anomalies: cs.anomalies,
+        byLabel: cs.byLabel,
+        files: [],
+        seconds: cs.seconds,
+      };
+    } else {
+      summary = await detectFiles(model, {
+        data: o.data,
+        ingest: ingestOptions(o),
+        all: o.format !== 'table' && o.all,
+        topFeatures: o.features,
+        diag,
+        onProgress: (b, t) => progress.update(b, t),
+        onFlow,
+      }).finally(() => progress.stop());
+      printIngestSummary(diag, summary.files, o.quiet);
+    }
     if (summary.rows === 0)
       throw new UserError(
         'no flows could be scored (see the messages above)',

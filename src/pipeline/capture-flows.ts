@@ -34,6 +34,7 @@ export async function captureFlows(
   onFlow: (f: FlowRow) => void,
   opts: Partial<FlowMeterOptions> = {},
   onProgress?: (bytes: number) => void,
+  afterChunk?: () => Promise<void>,
 ): Promise<CaptureFlowsResult> {
   const t0 = performance.now();
   const meter = new FlowMeter(onFlow, opts);
@@ -56,6 +57,7 @@ export async function captureFlows(
         raw = b;
         onProgress?.(done + b);
       },
+      afterChunk,
     );
     done += raw;
     totals.push({
@@ -68,6 +70,7 @@ export async function captureFlows(
     });
   }
   meter.flush();
+  if (afterChunk) await afterChunk();
   return {
     files: totals,
     flows: meter.stats.flows,

@@ -3,10 +3,13 @@
  * each verdict (with the flow's identity and, for anomalies, the explanation) to a sink.
  */
 import type { Diagnostics } from '../core/diagnostics.js';
-import { batchRow, type FlowRecord, type Verdict } from '../core/records.js';
+import { batchRow, type FlowBatch, type FlowRecord, type Verdict } from '../core/records.js';
 import { MissingColumnsError, missingText } from '../features/pipeline.js';
+import { capturePlan, FlowBatcher } from '../flow/batch.js';
+import type { FlowMeterOptions } from '../flow/meter.js';
 import { FlowReader, type IngestOptions } from '../ingest/table.js';
 import type { Model } from '../model/bundle.js';
+import { type CaptureFlowsResult, captureFlows } from './capture-flows.js';
 
 export interface DetectedFlow {
   flow: FlowRecord;
@@ -73,27 +76,78 @@ export async function detectFiles(model: Model, opts: DetectOptions): Promise<De
       });
       continue;
     }
-    const thr = model.threshold;
-    // Supervised models also name the threat type.
-    const cls = model.detector.classify?.(res.x);
-    for (let i = 0; i < batch.n; i++) {
-      const s = res.scores[i];
-      const anomalous = s > thr;
-      summary.rows++;
-      if (anomalous) summary.anomalies++;
-      if (batch.labels && batch.labels[i] !== '') {
-        const l = batch.labels[i];
-        const e = summary.byLabel[l] ?? { rows: 0, anomalies: 0 };
-        e.rows++;
-        if (anomalous) e.anomalies++;
-        summary.byLabel[l] = e;
-      }
-      if (!anomalous && !opts.all) continue;
-      const contributions = anomalous || opts.explainAll ? model.explain(res.x, batch, i, k) : undefined;
-      const threat = cls ? cls.classes[cls.ids[i]] : null;
-      opts.onFlow({ flow: batchRow(batch, i, false), verdict: model.verdict(s, contributions, threat) });
-    }
+    deliver(model, batch, res, summary, opts, k);
   }
   summary.seconds = (performance.now() - t0) / 1000;
   return summary;
+}
+
+/** Verdicts of one scored batch: counts into `summary`, anomalies (or all rows) to `onFlow`. */
+function deliver(
+  model: Model,
+  batch: FlowBatch,
+  res: ReturnType<Model['score']>,
+  summary: { rows: number; anomalies: number; byLabel: DetectSummary['byLabel'] },
+  opts: Pick<DetectOptions, 'all' | 'explainAll' | 'onFlow'>,
+  k: number,
+): void {
+  const thr = model.threshold;
+  // Supervised models also name the threat type.
+  const cls = model.detector.classify?.(res.x);
+  for (let i = 0; i < batch.n; i++) {
+    const s = res.scores[i];
+    const anomalous = s > thr;
+    summary.rows++;
+    if (anomalous) summary.anomalies++;
+    if (batch.labels && batch.labels[i] !== '') {
+      const l = batch.labels[i];
+      const e = summary.byLabel[l] ?? { rows: 0, anomalies: 0 };
+      e.rows++;
+      if (anomalous) e.anomalies++;
+      summary.byLabel[l] = e;
+    }
+    if (!anomalous && !opts.all) continue;
+    const contributions = anomalous || opts.explainAll ? model.explain(res.x, batch, i, k) : undefined;
+    const threat = cls ? cls.classes[cls.ids[i]] : null;
+    opts.onFlow({ flow: batchRow(batch, i, false), verdict: model.verdict(s, contributions, threat) });
+  }
+}
+
+export interface CaptureDetectSummary {
+  rows: number;
+  anomalies: number;
+  byLabel: DetectSummary['byLabel'];
+  capture: CaptureFlowsResult;
+  seconds: number;
+}
+
+/**
+ * Detection straight from packet captures: packets → flows (the flow meter) → batches → the
+ * model, scoring as the flows finish, with per-capture totals.
+ */
+export async function detectCaptures(
+  model: Model,
+  files: string[],
+  opts: Pick<DetectOptions, 'all' | 'explainAll' | 'onFlow' | 'topFeatures'> & {
+    meter?: Partial<FlowMeterOptions>;
+    onProgress?: (bytes: number) => void;
+  },
+): Promise<CaptureDetectSummary> {
+  const t0 = performance.now();
+  const plan = capturePlan(files.length === 1 ? files[0] : `${files.length} captures`);
+  model.pipeline.check(plan);
+  const batcher = new FlowBatcher(plan);
+  const summary = { rows: 0, anomalies: 0, byLabel: {} };
+  const k = opts.topFeatures ?? 5;
+  const drain = async () => {
+    while (batcher.ready.length) {
+      const batch = batcher.ready.shift()!;
+      deliver(model, batch, await model.scoreAsync(batch), summary, opts, k);
+    }
+  };
+  const capture = await captureFlows(files, (f) => batcher.add(f), opts.meter, opts.onProgress, drain);
+  // The meter's last flows (flushed at the end of input) make a final partial batch.
+  batcher.flush();
+  await drain();
+  return { ...summary, capture, seconds: (performance.now() - t0) / 1000 };
 }
