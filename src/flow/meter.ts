@@ -73,97 +73,185 @@ export interface FlowMeterStats {
   peakFlows: number;
 }
 
-// Accumulator fields, one Float64Array each. Direction-dependent ones come in pairs (…F, …B).
-const FIELDS = [
-  'first',
-  'last',
-  'pktsF',
-  'pktsB',
-  'bytesF',
-  'bytesB',
-  'lenMinF',
-  'lenMinB',
-  'lenMaxF',
-  'lenMaxB',
-  'lenMeanF',
-  'lenMeanB',
-  'lenM2F',
-  'lenM2B',
-  'lastF',
-  'lastB',
-  'firstB',
-  'wireF',
-  'wireB',
-  'iatMeanF',
-  'iatMeanB',
-  'iatM2F',
-  'iatM2B',
-  'iatMinF',
-  'iatMinB',
-  'iatMaxF',
-  'iatMaxB',
-  'hdrF',
-  'hdrB',
-  'hdrMinF',
-  'pshF',
-  'pshB',
-  'urgF',
-  'urgB',
-  'rstF',
-  'rstB',
-  'winF',
-  'winB',
-  'actDataF',
-  'finF',
-  'finB',
-  'bulkCountF',
-  'bulkCountB',
-  'bulkPktsF',
-  'bulkPktsB',
-  'bulkBytesF',
-  'bulkBytesB',
-  'bulkDurF',
-  'bulkDurB',
-  'bsStartF',
-  'bsStartB',
-  'bsLastF',
-  'bsLastB',
-  'bsPktsF',
-  'bsPktsB',
-  'bsBytesF',
-  'bsBytesB',
-  'lenMin',
-  'lenMax',
-  'lenMean',
-  'lenM2',
-  'iatMean',
-  'iatM2',
-  'iatMin',
-  'iatMax',
-  'fin',
-  'syn',
-  'rst',
-  'psh',
-  'ack',
-  'urg',
-  'cwr',
-  'ece',
-  'activeStart',
-  'activeEnd',
-  'actN',
-  'actMean',
-  'actM2',
-  'actMin',
-  'actMax',
-  'idleN',
-  'idleMean',
-  'idleM2',
-  'idleMin',
-  'idleMax',
-  'icmpType',
-  'icmpCode',
-] as const;
-type Field = (typeof FIELDS)[number];
+// Accumulator fields of a flow, at these offsets in its stride of the accumulator array.
+// Direction-dependent ones come in pairs (…F, …B); statistics blocks are N, Mean, M2, Min, Max.
+enum X {
+  first,
+  last,
+  pktsF,
+  pktsB,
+  bytesF,
+  bytesB,
+  lenMinF,
+  lenMinB,
+  lenMaxF,
+  lenMaxB,
+  lenMeanF,
+  lenMeanB,
+  lenM2F,
+  lenM2B,
+  lastF,
+  lastB,
+  firstB,
+  wireF,
+  wireB,
+  iatMeanF,
+  iatMeanB,
+  iatM2F,
+  iatM2B,
+  iatMinF,
+  iatMinB,
+  iatMaxF,
+  iatMaxB,
+  hdrF,
+  hdrB,
+  hdrMinF,
+  pshF,
+  pshB,
+  urgF,
+  urgB,
+  rstF,
+  rstB,
+  winF,
+  winB,
+  actDataF,
+  finF,
+  finB,
+  bulkCountF,
+  bulkCountB,
+  bulkPktsF,
+  bulkPktsB,
+  bulkBytesF,
+  bulkBytesB,
+  bulkDurF,
+  bulkDurB,
+  bsStartF,
+  bsStartB,
+  bsLastF,
+  bsLastB,
+  bsPktsF,
+  bsPktsB,
+  bsBytesF,
+  bsBytesB,
+  lenMin,
+  lenMax,
+  lenMean,
+  lenM2,
+  iatMean,
+  iatM2,
+  iatMin,
+  iatMax,
+  fin,
+  syn,
+  rst,
+  psh,
+  ack,
+  urg,
+  cwr,
+  ece,
+  activeStart,
+  activeEnd,
+  actN,
+  actMean,
+  actM2,
+  actMin,
+  actMax,
+  idleN,
+  idleMean,
+  idleM2,
+  idleMin,
+  idleMax,
+  icmpType,
+  icmpCode,
+}
+/** Accumulators per flow. */
+const NF = 87;
+
+// Column indices of the output row, resolved once.
+const C_SRC_PORT = COL['Src Port'];
+const C_DST_PORT = COL['Dst Port'];
+const C_PROTOCOL = COL['Protocol'];
+const C_FLOW_DURATION = COL['Flow Duration'];
+const C_TOTAL_FWD_PACKET = COL['Total Fwd Packet'];
+const C_TOTAL_BWD_PACKETS = COL['Total Bwd packets'];
+const C_TOTAL_LENGTH_OF_FWD_PACKET = COL['Total Length of Fwd Packet'];
+const C_TOTAL_LENGTH_OF_BWD_PACKET = COL['Total Length of Bwd Packet'];
+const C_FWD_PACKET_LENGTH_MAX = COL['Fwd Packet Length Max'];
+const C_FWD_PACKET_LENGTH_MIN = COL['Fwd Packet Length Min'];
+const C_FWD_PACKET_LENGTH_MEAN = COL['Fwd Packet Length Mean'];
+const C_FWD_PACKET_LENGTH_STD = COL['Fwd Packet Length Std'];
+const C_BWD_PACKET_LENGTH_MAX = COL['Bwd Packet Length Max'];
+const C_BWD_PACKET_LENGTH_MIN = COL['Bwd Packet Length Min'];
+const C_BWD_PACKET_LENGTH_MEAN = COL['Bwd Packet Length Mean'];
+const C_BWD_PACKET_LENGTH_STD = COL['Bwd Packet Length Std'];
+const C_FLOW_BYTES_S = COL['Flow Bytes/s'];
+const C_FLOW_PACKETS_S = COL['Flow Packets/s'];
+const C_FLOW_IAT_MEAN = COL['Flow IAT Mean'];
+const C_FLOW_IAT_STD = COL['Flow IAT Std'];
+const C_FLOW_IAT_MAX = COL['Flow IAT Max'];
+const C_FLOW_IAT_MIN = COL['Flow IAT Min'];
+const C_FWD_IAT_TOTAL = COL['Fwd IAT Total'];
+const C_FWD_IAT_MEAN = COL['Fwd IAT Mean'];
+const C_FWD_IAT_STD = COL['Fwd IAT Std'];
+const C_FWD_IAT_MAX = COL['Fwd IAT Max'];
+const C_FWD_IAT_MIN = COL['Fwd IAT Min'];
+const C_BWD_IAT_TOTAL = COL['Bwd IAT Total'];
+const C_BWD_IAT_MEAN = COL['Bwd IAT Mean'];
+const C_BWD_IAT_STD = COL['Bwd IAT Std'];
+const C_BWD_IAT_MAX = COL['Bwd IAT Max'];
+const C_BWD_IAT_MIN = COL['Bwd IAT Min'];
+const C_FWD_PSH_FLAGS = COL['Fwd PSH Flags'];
+const C_BWD_PSH_FLAGS = COL['Bwd PSH Flags'];
+const C_FWD_URG_FLAGS = COL['Fwd URG Flags'];
+const C_BWD_URG_FLAGS = COL['Bwd URG Flags'];
+const C_FWD_RST_FLAGS = COL['Fwd RST Flags'];
+const C_BWD_RST_FLAGS = COL['Bwd RST Flags'];
+const C_FWD_HEADER_LENGTH = COL['Fwd Header Length'];
+const C_BWD_HEADER_LENGTH = COL['Bwd Header Length'];
+const C_FWD_PACKETS_S = COL['Fwd Packets/s'];
+const C_BWD_PACKETS_S = COL['Bwd Packets/s'];
+const C_PACKET_LENGTH_MIN = COL['Packet Length Min'];
+const C_PACKET_LENGTH_MAX = COL['Packet Length Max'];
+const C_PACKET_LENGTH_MEAN = COL['Packet Length Mean'];
+const C_PACKET_LENGTH_STD = COL['Packet Length Std'];
+const C_PACKET_LENGTH_VARIANCE = COL['Packet Length Variance'];
+const C_FIN_FLAG_COUNT = COL['FIN Flag Count'];
+const C_SYN_FLAG_COUNT = COL['SYN Flag Count'];
+const C_RST_FLAG_COUNT = COL['RST Flag Count'];
+const C_PSH_FLAG_COUNT = COL['PSH Flag Count'];
+const C_ACK_FLAG_COUNT = COL['ACK Flag Count'];
+const C_URG_FLAG_COUNT = COL['URG Flag Count'];
+const C_CWR_FLAG_COUNT = COL['CWR Flag Count'];
+const C_ECE_FLAG_COUNT = COL['ECE Flag Count'];
+const C_DOWN_UP_RATIO = COL['Down/Up Ratio'];
+const C_AVERAGE_PACKET_SIZE = COL['Average Packet Size'];
+const C_FWD_SEGMENT_SIZE_AVG = COL['Fwd Segment Size Avg'];
+const C_BWD_SEGMENT_SIZE_AVG = COL['Bwd Segment Size Avg'];
+const C_FWD_BYTES_BULK_AVG = COL['Fwd Bytes/Bulk Avg'];
+const C_FWD_PACKET_BULK_AVG = COL['Fwd Packet/Bulk Avg'];
+const C_FWD_BULK_RATE_AVG = COL['Fwd Bulk Rate Avg'];
+const C_BWD_BYTES_BULK_AVG = COL['Bwd Bytes/Bulk Avg'];
+const C_BWD_PACKET_BULK_AVG = COL['Bwd Packet/Bulk Avg'];
+const C_BWD_BULK_RATE_AVG = COL['Bwd Bulk Rate Avg'];
+const C_SUBFLOW_FWD_PACKETS = COL['Subflow Fwd Packets'];
+const C_SUBFLOW_FWD_BYTES = COL['Subflow Fwd Bytes'];
+const C_SUBFLOW_BWD_PACKETS = COL['Subflow Bwd Packets'];
+const C_SUBFLOW_BWD_BYTES = COL['Subflow Bwd Bytes'];
+const C_FWD_INIT_WIN_BYTES = COL['FWD Init Win Bytes'];
+const C_BWD_INIT_WIN_BYTES = COL['Bwd Init Win Bytes'];
+const C_FWD_ACT_DATA_PKTS = COL['Fwd Act Data Pkts'];
+const C_FWD_SEG_SIZE_MIN = COL['Fwd Seg Size Min'];
+const C_ACTIVE_MEAN = COL['Active Mean'];
+const C_ACTIVE_STD = COL['Active Std'];
+const C_ACTIVE_MAX = COL['Active Max'];
+const C_ACTIVE_MIN = COL['Active Min'];
+const C_IDLE_MEAN = COL['Idle Mean'];
+const C_IDLE_STD = COL['Idle Std'];
+const C_IDLE_MAX = COL['Idle Max'];
+const C_IDLE_MIN = COL['Idle Min'];
+const C_ICMP_CODE = COL['ICMP Code'];
+const C_ICMP_TYPE = COL['ICMP Type'];
+const C_TOTAL_TCP_FLOW_TIME = COL['Total TCP Flow Time'];
 
 /** Key words per flow: [version<<8 | protocol, A0..A3, B0..B3, portA<<16 | portB]. */
 const KW = 10;
@@ -172,7 +260,8 @@ export class FlowMeter {
   readonly stats: FlowMeterStats = { packets: 0, flows: 0, evicted: 0, peakFlows: 0 };
   private readonly o: FlowMeterOptions;
   private cap = 0;
-  private f = {} as Record<Field, Float64Array>;
+  /** Accumulators, NF per flow slot. */
+  private d = new Float64Array(0);
   /** Canonical keys of slots, and whether the forward direction is endpoint A. */
   private keys = new Uint32Array(0);
   private fwdIsA = new Uint8Array(0);
@@ -203,13 +292,9 @@ export class FlowMeter {
 
   private grow(cap: number): void {
     const old = this.cap;
-    const nf = {} as Record<Field, Float64Array>;
-    for (const name of FIELDS) {
-      const a = new Float64Array(cap);
-      if (old) a.set(this.f[name]);
-      nf[name] = a;
-    }
-    this.f = nf;
+    const d = new Float64Array(cap * NF);
+    d.set(this.d);
+    this.d = d;
     const keys = new Uint32Array(cap * KW);
     keys.set(this.keys);
     this.keys = keys;
@@ -321,7 +406,7 @@ export class FlowMeter {
     k[9] = srcIsA ? ((v.srcPort << 16) | v.dstPort) >>> 0 : ((v.dstPort << 16) | v.srcPort) >>> 0;
 
     let s = this.find(k);
-    if (s >= 0 && tsUs - this.f.first[s] > this.o.flowTimeoutUs) {
+    if (s >= 0 && tsUs - this.d[s * NF + X.first] > this.o.flowTimeoutUs) {
       this.finish(s, 'timeout');
       s = -1;
     }
@@ -332,16 +417,17 @@ export class FlowMeter {
     }
     const fwd = (this.fwdIsA[s] === 1) === srcIsA;
     this.update(s, tsUs, v, fwd);
-    if (fwd) this.f.wireF[s] += wireLen;
-    else this.f.wireB[s] += wireLen;
+    if (fwd) this.d[s * NF + X.wireF] += wireLen;
+    else this.d[s * NF + X.wireB] += wireLen;
     // TCP termination.
     if (v.protocol === 6) {
-      const F = this.f;
+      const d = this.d;
+      const b = s * NF;
       if (v.tcpFlags & TCP_RST) this.finish(s, 'rst');
       else if (v.tcpFlags & TCP_FIN) {
-        if (fwd) F.finF[s] = 1;
-        else F.finB[s] = 1;
-      } else if (F.finF[s] && F.finB[s]) this.finish(s, 'fin');
+        if (fwd) d[b + X.finF] = 1;
+        else d[b + X.finB] = 1;
+      } else if (d[b + X.finF] && d[b + X.finB]) this.finish(s, 'fin');
     }
     if ((this.stats.packets & 1023) === 0) this.advance(tsUs);
   }
@@ -349,7 +435,7 @@ export class FlowMeter {
   /** Emits every flow idle since before `nowUs − idleTimeout`. */
   advance(nowUs: number): void {
     const limit = nowUs - this.o.idleTimeoutUs;
-    while (this.head >= 0 && this.f.last[this.head] < limit) this.finish(this.head, 'idle');
+    while (this.head >= 0 && this.d[this.head * NF + X.last] < limit) this.finish(this.head, 'idle');
   }
 
   /** Emits every remaining flow (end of input). */
@@ -372,101 +458,103 @@ export class FlowMeter {
     this.append(s);
     this.live++;
     if (this.live > this.stats.peakFlows) this.stats.peakFlows = this.live;
-    const F = this.f;
-    for (const name of FIELDS) F[name][s] = 0;
-    F.first[s] = tsUs;
-    F.last[s] = tsUs;
-    F.lenMinF[s] = F.lenMinB[s] = F.lenMin[s] = Number.POSITIVE_INFINITY;
-    F.iatMinF[s] = F.iatMinB[s] = F.iatMin[s] = Number.POSITIVE_INFINITY;
-    F.actMin[s] = F.idleMin[s] = Number.POSITIVE_INFINITY;
-    F.hdrMinF[s] = Number.POSITIVE_INFINITY;
-    F.winF[s] = F.winB[s] = -1;
-    F.icmpType[s] = F.icmpCode[s] = -1;
-    F.activeStart[s] = F.activeEnd[s] = tsUs;
+    const d = this.d;
+    const b = s * NF;
+    d.fill(0, b, b + NF);
+    d[b + X.first] = tsUs;
+    d[b + X.last] = tsUs;
+    d[b + X.lenMinF] = d[b + X.lenMinB] = d[b + X.lenMin] = Number.POSITIVE_INFINITY;
+    d[b + X.iatMinF] = d[b + X.iatMinB] = d[b + X.iatMin] = Number.POSITIVE_INFINITY;
+    d[b + X.actMin] = d[b + X.idleMin] = Number.POSITIVE_INFINITY;
+    d[b + X.hdrMinF] = Number.POSITIVE_INFINITY;
+    d[b + X.winF] = d[b + X.winB] = -1;
+    d[b + X.icmpType] = d[b + X.icmpCode] = -1;
+    d[b + X.activeStart] = d[b + X.activeEnd] = tsUs;
     return s;
   }
 
   private update(s: number, ts: number, v: PacketView, fwd: boolean): void {
-    const F = this.f;
+    const d = this.d;
+    const b = s * NF;
     const len = v.payloadLength;
     const hdr = v.transportHeaderLength;
     const flags = v.protocol === 6 ? v.tcpFlags : 0;
-    const n = F.pktsF[s] + F.pktsB[s];
+    const n = d[b + X.pktsF] + d[b + X.pktsB];
     // Flow-level inter-arrival times, subflows, active/idle periods.
     if (n > 0) {
-      const iat = ts - F.last[s];
-      welford(F.iatMean, F.iatM2, s, n - 1, iat);
-      if (iat < F.iatMin[s]) F.iatMin[s] = iat;
-      if (iat > F.iatMax[s]) F.iatMax[s] = iat;
-      if (ts - F.activeEnd[s] > this.o.activityTimeoutUs) {
-        const active = F.activeEnd[s] - F.activeStart[s];
-        if (active > 0) addStat(F.actN, F.actMean, F.actM2, F.actMin, F.actMax, s, active);
-        addStat(F.idleN, F.idleMean, F.idleM2, F.idleMin, F.idleMax, s, ts - F.activeEnd[s]);
-        F.activeStart[s] = ts;
+      const iat = ts - d[b + X.last];
+      welford(d, b + X.iatMean, b + X.iatM2, n - 1, iat);
+      if (iat < d[b + X.iatMin]) d[b + X.iatMin] = iat;
+      if (iat > d[b + X.iatMax]) d[b + X.iatMax] = iat;
+      if (ts - d[b + X.activeEnd] > this.o.activityTimeoutUs) {
+        const active = d[b + X.activeEnd] - d[b + X.activeStart];
+        if (active > 0) addStat(d, b + X.actN, active);
+        addStat(d, b + X.idleN, ts - d[b + X.activeEnd]);
+        d[b + X.activeStart] = ts;
       }
-      F.activeEnd[s] = ts;
+      d[b + X.activeEnd] = ts;
     }
-    F.last[s] = ts;
+    d[b + X.last] = ts;
     // Packet lengths over the whole flow.
-    welford(F.lenMean, F.lenM2, s, n, len);
-    if (len < F.lenMin[s]) F.lenMin[s] = len;
-    if (len > F.lenMax[s]) F.lenMax[s] = len;
+    welford(d, b + X.lenMean, b + X.lenM2, n, len);
+    if (len < d[b + X.lenMin]) d[b + X.lenMin] = len;
+    if (len > d[b + X.lenMax]) d[b + X.lenMax] = len;
     // Flags over the whole flow.
     if (flags) {
-      if (flags & TCP_FIN) F.fin[s]++;
-      if (flags & TCP_SYN) F.syn[s]++;
-      if (flags & TCP_RST) F.rst[s]++;
-      if (flags & TCP_PSH) F.psh[s]++;
-      if (flags & TCP_ACK) F.ack[s]++;
-      if (flags & TCP_URG) F.urg[s]++;
-      if (flags & TCP_CWR) F.cwr[s]++;
-      if (flags & TCP_ECE) F.ece[s]++;
+      if (flags & TCP_FIN) d[b + X.fin]++;
+      if (flags & TCP_SYN) d[b + X.syn]++;
+      if (flags & TCP_RST) d[b + X.rst]++;
+      if (flags & TCP_PSH) d[b + X.psh]++;
+      if (flags & TCP_ACK) d[b + X.ack]++;
+      if (flags & TCP_URG) d[b + X.urg]++;
+      if (flags & TCP_CWR) d[b + X.cwr]++;
+      if (flags & TCP_ECE) d[b + X.ece]++;
     }
-    if ((v.protocol === 1 || v.protocol === 58) && F.icmpType[s] < 0) {
-      F.icmpType[s] = v.icmpType;
-      F.icmpCode[s] = v.icmpCode;
+    if ((v.protocol === 1 || v.protocol === 58) && d[b + X.icmpType] < 0) {
+      d[b + X.icmpType] = v.icmpType;
+      d[b + X.icmpCode] = v.icmpCode;
     }
     if (fwd) {
-      const k = F.pktsF[s];
+      const k = d[b + X.pktsF];
       if (k > 0) {
-        const iat = ts - F.lastF[s];
-        welford(F.iatMeanF, F.iatM2F, s, k - 1, iat);
-        if (iat < F.iatMinF[s]) F.iatMinF[s] = iat;
-        if (iat > F.iatMaxF[s]) F.iatMaxF[s] = iat;
+        const iat = ts - d[b + X.lastF];
+        welford(d, b + X.iatMeanF, b + X.iatM2F, k - 1, iat);
+        if (iat < d[b + X.iatMinF]) d[b + X.iatMinF] = iat;
+        if (iat > d[b + X.iatMaxF]) d[b + X.iatMaxF] = iat;
       }
-      welford(F.lenMeanF, F.lenM2F, s, k, len);
-      if (len < F.lenMinF[s]) F.lenMinF[s] = len;
-      if (len > F.lenMaxF[s]) F.lenMaxF[s] = len;
-      F.pktsF[s] = k + 1;
-      F.bytesF[s] += len;
-      F.lastF[s] = ts;
-      F.hdrF[s] += hdr;
-      if (hdr < F.hdrMinF[s]) F.hdrMinF[s] = hdr;
-      if (len >= 1) F.actDataF[s]++;
-      if (flags & TCP_PSH) F.pshF[s]++;
-      if (flags & TCP_URG) F.urgF[s]++;
-      if (flags & TCP_RST) F.rstF[s]++;
-      if (v.protocol === 6 && F.winF[s] < 0) F.winF[s] = v.tcpWindow;
+      welford(d, b + X.lenMeanF, b + X.lenM2F, k, len);
+      if (len < d[b + X.lenMinF]) d[b + X.lenMinF] = len;
+      if (len > d[b + X.lenMaxF]) d[b + X.lenMaxF] = len;
+      d[b + X.pktsF] = k + 1;
+      d[b + X.bytesF] += len;
+      d[b + X.lastF] = ts;
+      d[b + X.hdrF] += hdr;
+      if (hdr < d[b + X.hdrMinF]) d[b + X.hdrMinF] = hdr;
+      if (len >= 1) d[b + X.actDataF]++;
+      if (flags & TCP_PSH) d[b + X.pshF]++;
+      if (flags & TCP_URG) d[b + X.urgF]++;
+      if (flags & TCP_RST) d[b + X.rstF]++;
+      if (v.protocol === 6 && d[b + X.winF] < 0) d[b + X.winF] = v.tcpWindow;
     } else {
-      const k = F.pktsB[s];
-      if (k === 0) F.firstB[s] = ts;
+      const k = d[b + X.pktsB];
+      if (k === 0) d[b + X.firstB] = ts;
       if (k > 0) {
-        const iat = ts - F.lastB[s];
-        welford(F.iatMeanB, F.iatM2B, s, k - 1, iat);
-        if (iat < F.iatMinB[s]) F.iatMinB[s] = iat;
-        if (iat > F.iatMaxB[s]) F.iatMaxB[s] = iat;
+        const iat = ts - d[b + X.lastB];
+        welford(d, b + X.iatMeanB, b + X.iatM2B, k - 1, iat);
+        if (iat < d[b + X.iatMinB]) d[b + X.iatMinB] = iat;
+        if (iat > d[b + X.iatMaxB]) d[b + X.iatMaxB] = iat;
       }
-      welford(F.lenMeanB, F.lenM2B, s, k, len);
-      if (len < F.lenMinB[s]) F.lenMinB[s] = len;
-      if (len > F.lenMaxB[s]) F.lenMaxB[s] = len;
-      F.pktsB[s] = k + 1;
-      F.bytesB[s] += len;
-      F.lastB[s] = ts;
-      F.hdrB[s] += hdr;
-      if (flags & TCP_PSH) F.pshB[s]++;
-      if (flags & TCP_URG) F.urgB[s]++;
-      if (flags & TCP_RST) F.rstB[s]++;
-      if (v.protocol === 6 && F.winB[s] < 0) F.winB[s] = v.tcpWindow;
+      welford(d, b + X.lenMeanB, b + X.lenM2B, k, len);
+      if (len < d[b + X.lenMinB]) d[b + X.lenMinB] = len;
+      if (len > d[b + X.lenMaxB]) d[b + X.lenMaxB] = len;
+      d[b + X.pktsB] = k + 1;
+      d[b + X.bytesB] += len;
+      d[b + X.lastB] = ts;
+      d[b + X.hdrB] += hdr;
+      if (flags & TCP_PSH) d[b + X.pshB]++;
+      if (flags & TCP_URG) d[b + X.urgB]++;
+      if (flags & TCP_RST) d[b + X.rstB]++;
+      if (v.protocol === 6 && d[b + X.winB] < 0) d[b + X.winB] = v.tcpWindow;
     }
     this.bulk(s, ts, len, fwd);
   }
@@ -477,75 +565,79 @@ export class FlowMeter {
    */
   private bulk(s: number, ts: number, len: number, fwd: boolean): void {
     if (len <= 0) return;
-    const F = this.f;
+    const d = this.d;
+    const b = s * NF;
     if (fwd)
       this.bulkRun(
-        s,
+        d,
+        b,
         ts,
         len,
-        F.bsLastB[s],
-        F.bsStartF,
-        F.bsLastF,
-        F.bsPktsF,
-        F.bsBytesF,
-        F.bulkCountF,
-        F.bulkPktsF,
-        F.bulkBytesF,
-        F.bulkDurF,
+        d[b + X.bsLastB],
+        X.bsStartF,
+        X.bsLastF,
+        X.bsPktsF,
+        X.bsBytesF,
+        X.bulkCountF,
+        X.bulkPktsF,
+        X.bulkBytesF,
+        X.bulkDurF,
       );
     else
       this.bulkRun(
-        s,
+        d,
+        b,
         ts,
         len,
-        F.bsLastF[s],
-        F.bsStartB,
-        F.bsLastB,
-        F.bsPktsB,
-        F.bsBytesB,
-        F.bulkCountB,
-        F.bulkPktsB,
-        F.bulkBytesB,
-        F.bulkDurB,
+        d[b + X.bsLastF],
+        X.bsStartB,
+        X.bsLastB,
+        X.bsPktsB,
+        X.bsBytesB,
+        X.bulkCountB,
+        X.bulkPktsB,
+        X.bulkBytesB,
+        X.bulkDurB,
       );
   }
 
   private bulkRun(
-    s: number,
+    d: Float64Array,
+    b: number,
     ts: number,
     len: number,
     otherLast: number,
-    start: Float64Array,
-    last: Float64Array,
-    pk: Float64Array,
-    by: Float64Array,
-    cnt: Float64Array,
-    bp: Float64Array,
-    bb: Float64Array,
-    bd: Float64Array,
+    start: number,
+    last: number,
+    pk: number,
+    by: number,
+    cnt: number,
+    bp: number,
+    bb: number,
+    bd: number,
   ): void {
     // A data packet the other way since this run began breaks it.
-    if (pk[s] > 0 && otherLast > start[s]) pk[s] = 0;
-    if (pk[s] === 0 || ts - last[s] > this.o.bulkGapUs) {
-      start[s] = ts;
-      last[s] = ts;
-      pk[s] = 1;
-      by[s] = len;
+    if (d[b + pk] > 0 && otherLast > d[b + start]) d[b + pk] = 0;
+    if (d[b + pk] === 0 || ts - d[b + last] > this.o.bulkGapUs) {
+      d[b + start] = ts;
+      d[b + last] = ts;
+      d[b + pk] = 1;
+      d[b + by] = len;
       return;
     }
-    pk[s]++;
-    by[s] += len;
-    if (pk[s] === 4) {
-      cnt[s]++;
-      bp[s] += 4;
-      bb[s] += by[s];
-      bd[s] += ts - start[s];
-    } else if (pk[s] > 4) {
-      bp[s]++;
-      bb[s] += len;
-      bd[s] += ts - last[s];
+    d[b + pk]++;
+    d[b + by] += len;
+    if (d[b + pk] === 4) {
+      d[b + cnt]++;
+      d[b + bp] += 4;
+      d[b + bb] += d[b + by];
+      d[b + bd] += ts - d[b + start];
+    } else if (d[b + pk] > 4) {
+      d[b + bp]++;
+      d[b + bb] += len;
+      d[b + bd] += ts - d[b + last];
     }
-    last[s] = ts;
+    d[b + last] = ts;
   }
 
   private finish(s: number, reason: FlowRow['reason']): void {
@@ -559,7 +651,8 @@ export class FlowMeter {
   }
 
   private row(s: number, reason: FlowRow['reason']): FlowRow {
-    const F = this.f;
+    const d = this.d;
+    const b = s * NF;
     const o = s * KW;
     const a = this.fwdIsA[s] === 1;
     const ver = this.keys[o] >> 8;
@@ -573,111 +666,111 @@ export class FlowMeter {
     const srcPort = a ? portA : portB;
     const dstPort = a ? portB : portA;
     const x = new Float64Array(FLOW_COLUMNS.length).fill(Number.NaN);
-    const pf = F.pktsF[s];
-    const pb = F.pktsB[s];
+    const pf = d[b + X.pktsF];
+    const pb = d[b + X.pktsB];
     const n = pf + pb;
-    const bytes = F.bytesF[s] + F.bytesB[s];
+    const bytes = d[b + X.bytesF] + d[b + X.bytesB];
     // Close the last active period.
-    const lastActive = F.activeEnd[s] - F.activeStart[s];
-    if (lastActive > 0) addStat(F.actN, F.actMean, F.actM2, F.actMin, F.actMax, s, lastActive);
-    const dur = F.last[s] - F.first[s];
+    const lastActive = d[b + X.activeEnd] - d[b + X.activeStart];
+    if (lastActive > 0) addStat(d, b + X.actN, lastActive);
+    const dur = d[b + X.last] - d[b + X.first];
     const secs = dur / 1e6;
     const fin = (v: number) => (Number.isFinite(v) ? v : 0);
     const std = (m2: number, k: number) => (k > 1 ? Math.sqrt(m2 / (k - 1)) : 0);
-    x[COL['Src Port']] = srcPort;
-    x[COL['Dst Port']] = dstPort;
-    x[COL.Protocol] = protocol;
-    x[COL['Flow Duration']] = dur;
-    x[COL['Total Fwd Packet']] = pf;
-    x[COL['Total Bwd packets']] = pb;
-    x[COL['Total Length of Fwd Packet']] = F.bytesF[s];
-    x[COL['Total Length of Bwd Packet']] = F.bytesB[s];
-    x[COL['Fwd Packet Length Max']] = pf ? F.lenMaxF[s] : 0;
-    x[COL['Fwd Packet Length Min']] = pf ? F.lenMinF[s] : 0;
-    x[COL['Fwd Packet Length Mean']] = pf ? F.lenMeanF[s] : 0;
-    x[COL['Fwd Packet Length Std']] = std(F.lenM2F[s], pf);
-    x[COL['Bwd Packet Length Max']] = pb ? F.lenMaxB[s] : 0;
-    x[COL['Bwd Packet Length Min']] = pb ? F.lenMinB[s] : 0;
-    x[COL['Bwd Packet Length Mean']] = pb ? F.lenMeanB[s] : 0;
-    x[COL['Bwd Packet Length Std']] = std(F.lenM2B[s], pb);
-    x[COL['Flow Bytes/s']] = secs > 0 ? bytes / secs : 0;
-    x[COL['Flow Packets/s']] = secs > 0 ? n / secs : 0;
-    x[COL['Flow IAT Mean']] = n > 1 ? F.iatMean[s] : 0;
-    x[COL['Flow IAT Std']] = std(F.iatM2[s], n - 1);
-    x[COL['Flow IAT Max']] = fin(n > 1 ? F.iatMax[s] : 0);
-    x[COL['Flow IAT Min']] = fin(n > 1 ? F.iatMin[s] : 0);
-    x[COL['Fwd IAT Total']] = pf > 1 ? F.lastF[s] - F.first[s] : 0;
-    x[COL['Fwd IAT Mean']] = pf > 1 ? F.iatMeanF[s] : 0;
-    x[COL['Fwd IAT Std']] = std(F.iatM2F[s], pf - 1);
-    x[COL['Fwd IAT Max']] = pf > 1 ? F.iatMaxF[s] : 0;
-    x[COL['Fwd IAT Min']] = pf > 1 ? F.iatMinF[s] : 0;
-    x[COL['Bwd IAT Total']] = pb > 1 ? F.lastB[s] - F.firstB[s] : 0;
-    x[COL['Bwd IAT Mean']] = pb > 1 ? F.iatMeanB[s] : 0;
-    x[COL['Bwd IAT Std']] = std(F.iatM2B[s], pb - 1);
-    x[COL['Bwd IAT Max']] = pb > 1 ? F.iatMaxB[s] : 0;
-    x[COL['Bwd IAT Min']] = pb > 1 ? F.iatMinB[s] : 0;
-    x[COL['Fwd PSH Flags']] = F.pshF[s];
-    x[COL['Bwd PSH Flags']] = F.pshB[s];
-    x[COL['Fwd URG Flags']] = F.urgF[s];
-    x[COL['Bwd URG Flags']] = F.urgB[s];
-    x[COL['Fwd RST Flags']] = F.rstF[s];
-    x[COL['Bwd RST Flags']] = F.rstB[s];
-    x[COL['Fwd Header Length']] = F.hdrF[s];
-    x[COL['Bwd Header Length']] = F.hdrB[s];
-    x[COL['Fwd Packets/s']] = secs > 0 ? pf / secs : 0;
-    x[COL['Bwd Packets/s']] = secs > 0 ? pb / secs : 0;
-    x[COL['Packet Length Min']] = n ? F.lenMin[s] : 0;
-    x[COL['Packet Length Max']] = n ? F.lenMax[s] : 0;
-    x[COL['Packet Length Mean']] = n ? F.lenMean[s] : 0;
-    const plStd = std(F.lenM2[s], n);
-    x[COL['Packet Length Std']] = plStd;
-    x[COL['Packet Length Variance']] = plStd * plStd;
-    x[COL['FIN Flag Count']] = F.fin[s];
-    x[COL['SYN Flag Count']] = F.syn[s];
-    x[COL['RST Flag Count']] = F.rst[s];
-    x[COL['PSH Flag Count']] = F.psh[s];
-    x[COL['ACK Flag Count']] = F.ack[s];
-    x[COL['URG Flag Count']] = F.urg[s];
-    x[COL['CWR Flag Count']] = F.cwr[s];
-    x[COL['ECE Flag Count']] = F.ece[s];
-    x[COL['Down/Up Ratio']] = pf ? pb / pf : 0;
-    x[COL['Average Packet Size']] = n ? bytes / n : 0;
-    x[COL['Fwd Segment Size Avg']] = pf ? F.bytesF[s] / pf : 0;
-    x[COL['Bwd Segment Size Avg']] = pb ? F.bytesB[s] / pb : 0;
+    x[C_SRC_PORT] = srcPort;
+    x[C_DST_PORT] = dstPort;
+    x[C_PROTOCOL] = protocol;
+    x[C_FLOW_DURATION] = dur;
+    x[C_TOTAL_FWD_PACKET] = pf;
+    x[C_TOTAL_BWD_PACKETS] = pb;
+    x[C_TOTAL_LENGTH_OF_FWD_PACKET] = d[b + X.bytesF];
+    x[C_TOTAL_LENGTH_OF_BWD_PACKET] = d[b + X.bytesB];
+    x[C_FWD_PACKET_LENGTH_MAX] = pf ? d[b + X.lenMaxF] : 0;
+    x[C_FWD_PACKET_LENGTH_MIN] = pf ? d[b + X.lenMinF] : 0;
+    x[C_FWD_PACKET_LENGTH_MEAN] = pf ? d[b + X.lenMeanF] : 0;
+    x[C_FWD_PACKET_LENGTH_STD] = std(d[b + X.lenM2F], pf);
+    x[C_BWD_PACKET_LENGTH_MAX] = pb ? d[b + X.lenMaxB] : 0;
+    x[C_BWD_PACKET_LENGTH_MIN] = pb ? d[b + X.lenMinB] : 0;
+    x[C_BWD_PACKET_LENGTH_MEAN] = pb ? d[b + X.lenMeanB] : 0;
+    x[C_BWD_PACKET_LENGTH_STD] = std(d[b + X.lenM2B], pb);
+    x[C_FLOW_BYTES_S] = secs > 0 ? bytes / secs : 0;
+    x[C_FLOW_PACKETS_S] = secs > 0 ? n / secs : 0;
+    x[C_FLOW_IAT_MEAN] = n > 1 ? d[b + X.iatMean] : 0;
+    x[C_FLOW_IAT_STD] = std(d[b + X.iatM2], n - 1);
+    x[C_FLOW_IAT_MAX] = fin(n > 1 ? d[b + X.iatMax] : 0);
+    x[C_FLOW_IAT_MIN] = fin(n > 1 ? d[b + X.iatMin] : 0);
+    x[C_FWD_IAT_TOTAL] = pf > 1 ? d[b + X.lastF] - d[b + X.first] : 0;
+    x[C_FWD_IAT_MEAN] = pf > 1 ? d[b + X.iatMeanF] : 0;
+    x[C_FWD_IAT_STD] = std(d[b + X.iatM2F], pf - 1);
+    x[C_FWD_IAT_MAX] = pf > 1 ? d[b + X.iatMaxF] : 0;
+    x[C_FWD_IAT_MIN] = pf > 1 ? d[b + X.iatMinF] : 0;
+    x[C_BWD_IAT_TOTAL] = pb > 1 ? d[b + X.lastB] - d[b + X.firstB] : 0;
+    x[C_BWD_IAT_MEAN] = pb > 1 ? d[b + X.iatMeanB] : 0;
+    x[C_BWD_IAT_STD] = std(d[b + X.iatM2B], pb - 1);
+    x[C_BWD_IAT_MAX] = pb > 1 ? d[b + X.iatMaxB] : 0;
+    x[C_BWD_IAT_MIN] = pb > 1 ? d[b + X.iatMinB] : 0;
+    x[C_FWD_PSH_FLAGS] = d[b + X.pshF];
+    x[C_BWD_PSH_FLAGS] = d[b + X.pshB];
+    x[C_FWD_URG_FLAGS] = d[b + X.urgF];
+    x[C_BWD_URG_FLAGS] = d[b + X.urgB];
+    x[C_FWD_RST_FLAGS] = d[b + X.rstF];
+    x[C_BWD_RST_FLAGS] = d[b + X.rstB];
+    x[C_FWD_HEADER_LENGTH] = d[b + X.hdrF];
+    x[C_BWD_HEADER_LENGTH] = d[b + X.hdrB];
+    x[C_FWD_PACKETS_S] = secs > 0 ? pf / secs : 0;
+    x[C_BWD_PACKETS_S] = secs > 0 ? pb / secs : 0;
+    x[C_PACKET_LENGTH_MIN] = n ? d[b + X.lenMin] : 0;
+    x[C_PACKET_LENGTH_MAX] = n ? d[b + X.lenMax] : 0;
+    x[C_PACKET_LENGTH_MEAN] = n ? d[b + X.lenMean] : 0;
+    const plStd = std(d[b + X.lenM2], n);
+    x[C_PACKET_LENGTH_STD] = plStd;
+    x[C_PACKET_LENGTH_VARIANCE] = plStd * plStd;
+    x[C_FIN_FLAG_COUNT] = d[b + X.fin];
+    x[C_SYN_FLAG_COUNT] = d[b + X.syn];
+    x[C_RST_FLAG_COUNT] = d[b + X.rst];
+    x[C_PSH_FLAG_COUNT] = d[b + X.psh];
+    x[C_ACK_FLAG_COUNT] = d[b + X.ack];
+    x[C_URG_FLAG_COUNT] = d[b + X.urg];
+    x[C_CWR_FLAG_COUNT] = d[b + X.cwr];
+    x[C_ECE_FLAG_COUNT] = d[b + X.ece];
+    x[C_DOWN_UP_RATIO] = pf ? pb / pf : 0;
+    x[C_AVERAGE_PACKET_SIZE] = n ? bytes / n : 0;
+    x[C_FWD_SEGMENT_SIZE_AVG] = pf ? d[b + X.bytesF] / pf : 0;
+    x[C_BWD_SEGMENT_SIZE_AVG] = pb ? d[b + X.bytesB] / pb : 0;
     const bulk = (cnt: number, b: number, p: number, d: number): [number, number, number] =>
       cnt > 0 ? [b / cnt, p / cnt, d > 0 ? b / (d / 1e6) : 0] : [0, 0, 0];
-    const bf = bulk(F.bulkCountF[s], F.bulkBytesF[s], F.bulkPktsF[s], F.bulkDurF[s]);
-    const bbk = bulk(F.bulkCountB[s], F.bulkBytesB[s], F.bulkPktsB[s], F.bulkDurB[s]);
-    x[COL['Fwd Bytes/Bulk Avg']] = bf[0];
-    x[COL['Fwd Packet/Bulk Avg']] = bf[1];
-    x[COL['Fwd Bulk Rate Avg']] = bf[2];
-    x[COL['Bwd Bytes/Bulk Avg']] = bbk[0];
-    x[COL['Bwd Packet/Bulk Avg']] = bbk[1];
-    x[COL['Bwd Bulk Rate Avg']] = bbk[2];
+    const bf = bulk(d[b + X.bulkCountF], d[b + X.bulkBytesF], d[b + X.bulkPktsF], d[b + X.bulkDurF]);
+    const bbk = bulk(d[b + X.bulkCountB], d[b + X.bulkBytesB], d[b + X.bulkPktsB], d[b + X.bulkDurB]);
+    x[C_FWD_BYTES_BULK_AVG] = bf[0];
+    x[C_FWD_PACKET_BULK_AVG] = bf[1];
+    x[C_FWD_BULK_RATE_AVG] = bf[2];
+    x[C_BWD_BYTES_BULK_AVG] = bbk[0];
+    x[C_BWD_PACKET_BULK_AVG] = bbk[1];
+    x[C_BWD_BULK_RATE_AVG] = bbk[2];
     // As in cicids2017_improved (checked on all 43,419 rows): every packet opens a subflow, so
     // the per-subflow figures are the direction's totals divided by the flow's packet count,
     // rounded down. Kept for compatibility with models trained on that release.
-    x[COL['Subflow Fwd Packets']] = n ? Math.floor(pf / n) : 0;
-    x[COL['Subflow Fwd Bytes']] = n ? Math.floor(F.bytesF[s] / n) : 0;
-    x[COL['Subflow Bwd Packets']] = n ? Math.floor(pb / n) : 0;
-    x[COL['Subflow Bwd Bytes']] = n ? Math.floor(F.bytesB[s] / n) : 0;
-    x[COL['FWD Init Win Bytes']] = Math.max(0, F.winF[s]);
-    x[COL['Bwd Init Win Bytes']] = Math.max(0, F.winB[s]);
-    x[COL['Fwd Act Data Pkts']] = F.actDataF[s];
-    x[COL['Fwd Seg Size Min']] = pf ? F.hdrMinF[s] : 0;
-    const an = F.actN[s];
-    x[COL['Active Mean']] = an ? F.actMean[s] : 0;
-    x[COL['Active Std']] = std(F.actM2[s], an);
-    x[COL['Active Max']] = an ? F.actMax[s] : 0;
-    x[COL['Active Min']] = an ? F.actMin[s] : 0;
-    const idn = F.idleN[s];
-    x[COL['Idle Mean']] = idn ? F.idleMean[s] : 0;
-    x[COL['Idle Std']] = std(F.idleM2[s], idn);
-    x[COL['Idle Max']] = idn ? F.idleMax[s] : 0;
-    x[COL['Idle Min']] = idn ? F.idleMin[s] : 0;
-    x[COL['ICMP Code']] = F.icmpCode[s];
-    x[COL['ICMP Type']] = F.icmpType[s];
-    x[COL['Total TCP Flow Time']] = protocol === 6 ? dur : 0;
+    x[C_SUBFLOW_FWD_PACKETS] = n ? Math.floor(pf / n) : 0;
+    x[C_SUBFLOW_FWD_BYTES] = n ? Math.floor(d[b + X.bytesF] / n) : 0;
+    x[C_SUBFLOW_BWD_PACKETS] = n ? Math.floor(pb / n) : 0;
+    x[C_SUBFLOW_BWD_BYTES] = n ? Math.floor(d[b + X.bytesB] / n) : 0;
+    x[C_FWD_INIT_WIN_BYTES] = Math.max(0, d[b + X.winF]);
+    x[C_BWD_INIT_WIN_BYTES] = Math.max(0, d[b + X.winB]);
+    x[C_FWD_ACT_DATA_PKTS] = d[b + X.actDataF];
+    x[C_FWD_SEG_SIZE_MIN] = pf ? d[b + X.hdrMinF] : 0;
+    const an = d[b + X.actN];
+    x[C_ACTIVE_MEAN] = an ? d[b + X.actMean] : 0;
+    x[C_ACTIVE_STD] = std(d[b + X.actM2], an);
+    x[C_ACTIVE_MAX] = an ? d[b + X.actMax] : 0;
+    x[C_ACTIVE_MIN] = an ? d[b + X.actMin] : 0;
+    const idn = d[b + X.idleN];
+    x[C_IDLE_MEAN] = idn ? d[b + X.idleMean] : 0;
+    x[C_IDLE_STD] = std(d[b + X.idleM2], idn);
+    x[C_IDLE_MAX] = idn ? d[b + X.idleMax] : 0;
+    x[C_IDLE_MIN] = idn ? d[b + X.idleMin] : 0;
+    x[C_ICMP_CODE] = d[b + X.icmpCode];
+    x[C_ICMP_TYPE] = d[b + X.icmpType];
+    x[C_TOTAL_TCP_FLOW_TIME] = protocol === 6 ? dur : 0;
     return {
       values: x,
       flowId: `${srcIp}-${dstIp}-${srcPort}-${dstPort}-${protocol}`,
@@ -686,35 +779,28 @@ export class FlowMeter {
       srcPort,
       dstPort,
       protocol,
-      startUs: F.first[s],
-      timestamp: formatTimestamp(F.first[s]),
-      wireBytesFwd: F.wireF[s],
-      wireBytesBwd: F.wireB[s],
+      startUs: d[b + X.first],
+      timestamp: formatTimestamp(d[b + X.first]),
+      wireBytesFwd: d[b + X.wireF],
+      wireBytesBwd: d[b + X.wireB],
       reason,
     };
   }
 }
 
-/** Welford update of mean/M2 at slot s with the (k+1)-th value x. */
-function welford(mean: Float64Array, m2: Float64Array, s: number, k: number, x: number): void {
-  const d = x - mean[s];
-  mean[s] += d / (k + 1);
-  m2[s] += d * (x - mean[s]);
+/** Welford update of the mean at d[iMean] and M2 at d[iM2] with the (k+1)-th value x. */
+function welford(d: Float64Array, iMean: number, iM2: number, k: number, x: number): void {
+  const delta = x - d[iMean];
+  d[iMean] += delta / (k + 1);
+  d[iM2] += delta * (x - d[iMean]);
 }
 
-function addStat(
-  n: Float64Array,
-  mean: Float64Array,
-  m2: Float64Array,
-  min: Float64Array,
-  max: Float64Array,
-  s: number,
-  x: number,
-): void {
-  welford(mean, m2, s, n[s], x);
-  n[s]++;
-  if (x < min[s]) min[s] = x;
-  if (x > max[s]) max[s] = x;
+/** Adds x to the statistics block at d[o]: N, Mean, M2, Min, Max. */
+function addStat(d: Float64Array, o: number, x: number): void {
+  welford(d, o + 1, o + 2, d[o], x);
+  d[o]++;
+  if (x < d[o + 3]) d[o + 3] = x;
+  if (x > d[o + 4]) d[o + 4] = x;
 }
 
 /** Dotted IPv4 or RFC 5952 IPv6 text from key words. */
