@@ -21,7 +21,9 @@ import {
   type DetectSummary,
   detectCaptures,
   detectFiles,
+  FlowScorer,
 } from '../pipeline/detect-files.js';
+import { LiveCapture } from '../pipeline/live.js';
 import { evaluate } from '../train/evaluate.js';
 import { renderEvaluationSvg } from '../train/plots.js';
 import { parseSplit } from '../train/split.js';
@@ -672,6 +674,124 @@ Examples:
       if (result.files.some((f) => f.error))
         throw new UserError(
           'some captures could not be read to their end (see the table above); their flows up to that point were written',
+        );
+    });
+
+  program
+    .command('capture')
+    .description('capture live traffic (tcpdump) and write flows, or anomalies with --model, as they finish')
+    .requiredOption('-i, --interface <name>', 'network interface to capture on')
+    .option('--bpf <filter>', 'BPF capture filter, e.g. "tcp or udp"')
+    .option('-m, --model <dir>', 'score flows with this model and print anomalies instead of flows')
+    .addOption(
+      new Option('-f, --format <format>', 'output format with --model')
+        .choices(['json', 'csv'])
+        .default('json'),
+    )
+    .option('--all', 'with --model: every flow, not only anomalies')
+    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .option(
+      '--duration <s>',
+      'stop after this many seconds (default: until Ctrl-C)',
+      positiveNumber('--duration'),
+    )
+    .option(
+      '--flow-timeout <s>',
+      'a packet this long after its flow began starts a new flow',
+      positiveNumber('--flow-timeout'),
+      120,
+    )
+    .option(
+      '--idle-timeout <s>',
+      'a flow without packets this long is emitted (default: the flow timeout)',
+      positiveNumber('--idle-timeout'),
+    )
+    .option('-q, --quiet', 'no totals at the end')
+    .addHelpText(
+      'after',
+      `
+Runs \`tcpdump -U -w -\` (capturing needs root or CAP_NET_RAW) and meters the stream. Flows are
+written as they finish (FIN/RST, idle, timeout); Ctrl-C (SIGINT) stops tcpdump and flushes every
+open flow before exiting.
+
+Examples:
+  sudo nadir capture -i eth0 -o live-flows.csv
+  sudo nadir capture -i eth0 --bpf "not port 22" --model models/cic --format json`,
+    )
+    .action(async (o) => {
+      if (o.output) checkOutputFile('--output', o.output);
+      const model = o.model ? Model.load(o.model) : null;
+      const out: WriteStream | NodeJS.WriteStream = o.output ? createWriteStream(o.output) : process.stdout;
+      const live = new LiveCapture();
+      const stop = () => live.stop();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      const timer = o.duration ? setTimeout(stop, o.duration * 1000) : null;
+      const meter = {
+        flowTimeoutUs: o.flowTimeout * 1e6,
+        idleTimeoutUs: o.idleTimeout === undefined ? undefined : o.idleTimeout * 1e6,
+      };
+      let announced = false;
+      const onListening = () => {
+        if (!announced && !o.quiet) process.stderr.write(`capturing on ${o.interface}; Ctrl-C to stop\n`);
+        announced = true;
+      };
+      let pending = '';
+      const flushOut = async () => {
+        if (pending) {
+          out.write(pending);
+          pending = '';
+        }
+      };
+      let result: Awaited<ReturnType<LiveCapture['run']>>;
+      let scored = { rows: 0, anomalies: 0 };
+      try {
+        if (model) {
+          if (o.format === 'csv') pending += `${csvHeader()}\n`;
+          const scorer = new FlowScorer(
+            model,
+            {
+              all: o.all,
+              onFlow: (d: DetectedFlow) => {
+                pending += `${o.format === 'csv' ? csvRow(d) : jsonRow(d)}\n`;
+              },
+            },
+            `live:${o.interface}`,
+            // Live: score every flow as soon as a chunk of packets has been read.
+            1,
+          );
+          result = await live.run(scorer.add, {
+            iface: o.interface,
+            bpf: o.bpf,
+            meter,
+            onListening,
+            afterChunk: async () => {
+              await scorer.drain(true);
+              await flushOut();
+            },
+          });
+          scored = scorer.summary;
+        } else {
+          const header = flowHeader('improved');
+          pending += `${header.names.map(csvCell).join(',')}\n`;
+          result = await live.run(
+            (f) => {
+              pending += `${flowCsvRow(f, header.columns)}\n`;
+            },
+            { iface: o.interface, bpf: o.bpf, meter, afterChunk: flushOut, onListening },
+          );
+        }
+      } finally {
+        if (timer) clearTimeout(timer);
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+      await flushOut();
+      if (o.output) await new Promise<void>((res) => (out as WriteStream).end(() => res()));
+      if (result.error) throw new UserError(`capture on ${o.interface} failed: ${result.error.reason}`);
+      if (!o.quiet)
+        process.stderr.write(
+          `${int(result.packets)} packets (${int(result.decoded)} decoded), ${int(result.flows)} flows${model ? `, ${int(scored.anomalies)} anomalous` : ''}\n`,
         );
     });
 

@@ -6,7 +6,7 @@ import type { Diagnostics } from '../core/diagnostics.js';
 import { batchRow, type FlowBatch, type FlowRecord, type Verdict } from '../core/records.js';
 import { MissingColumnsError, missingText } from '../features/pipeline.js';
 import { capturePlan, FlowBatcher } from '../flow/batch.js';
-import type { FlowMeterOptions } from '../flow/meter.js';
+import type { FlowMeterOptions, FlowRow } from '../flow/meter.js';
 import { FlowReader, type IngestOptions } from '../ingest/table.js';
 import type { Model } from '../model/bundle.js';
 import { type CaptureFlowsResult, captureFlows } from './capture-flows.js';
@@ -121,6 +121,38 @@ export interface CaptureDetectSummary {
   seconds: number;
 }
 
+/** Scores flows from the flow meter as they finish, in batches, delivering verdicts. */
+export class FlowScorer {
+  readonly summary = { rows: 0, anomalies: 0, byLabel: {} as DetectSummary['byLabel'] };
+  private readonly batcher: FlowBatcher;
+  private readonly k: number;
+
+  constructor(
+    private readonly model: Model,
+    private readonly opts: Pick<DetectOptions, 'all' | 'explainAll' | 'onFlow' | 'topFeatures'>,
+    source: string,
+    batchSize = 4096,
+  ) {
+    const plan = capturePlan(source);
+    model.pipeline.check(plan);
+    this.batcher = new FlowBatcher(plan, batchSize);
+    this.k = opts.topFeatures ?? 5;
+  }
+
+  add = (f: FlowRow): void => {
+    this.batcher.add(f);
+  };
+
+  /** Scores the full batches collected so far; with `all`, the partial one too. */
+  drain = async (all = false): Promise<void> => {
+    if (all) this.batcher.flush();
+    while (this.batcher.ready.length) {
+      const batch = this.batcher.ready.shift()!;
+      deliver(this.model, batch, await this.model.scoreAsync(batch), this.summary, this.opts, this.k);
+    }
+  };
+}
+
 /**
  * Detection straight from packet captures: packets → flows (the flow meter) → batches → the
  * model, scoring as the flows finish, with per-capture totals.
@@ -134,20 +166,9 @@ export async function detectCaptures(
   },
 ): Promise<CaptureDetectSummary> {
   const t0 = performance.now();
-  const plan = capturePlan(files.length === 1 ? files[0] : `${files.length} captures`);
-  model.pipeline.check(plan);
-  const batcher = new FlowBatcher(plan);
-  const summary = { rows: 0, anomalies: 0, byLabel: {} };
-  const k = opts.topFeatures ?? 5;
-  const drain = async () => {
-    while (batcher.ready.length) {
-      const batch = batcher.ready.shift()!;
-      deliver(model, batch, await model.scoreAsync(batch), summary, opts, k);
-    }
-  };
-  const capture = await captureFlows(files, (f) => batcher.add(f), opts.meter, opts.onProgress, drain);
+  const scorer = new FlowScorer(model, opts, files.length === 1 ? files[0] : `${files.length} captures`);
+  const capture = await captureFlows(files, scorer.add, opts.meter, opts.onProgress, () => scorer.drain());
   // The meter's last flows (flushed at the end of input) make a final partial batch.
-  batcher.flush();
-  await drain();
-  return { ...summary, capture, seconds: (performance.now() - t0) / 1000 };
+  await scorer.drain(true);
+  return { ...scorer.summary, capture, seconds: (performance.now() - t0) / 1000 };
 }
