@@ -253,6 +253,11 @@ const C_ICMP_CODE = COL['ICMP Code'];
 const C_ICMP_TYPE = COL['ICMP Type'];
 const C_TOTAL_TCP_FLOW_TIME = COL['Total TCP Flow Time'];
 
+/** Flow slots per accumulator page (PAGE · NF doubles, 2.9 MB). */
+const PAGE_BITS = 12;
+const PAGE = 1 << PAGE_BITS;
+const PAGE_MASK = PAGE - 1;
+
 /** Key words per flow: [version<<8 | protocol, A0..A3, B0..B3, portA<<16 | portB]. */
 const KW = 10;
 
@@ -260,8 +265,8 @@ export class FlowMeter {
   readonly stats: FlowMeterStats = { packets: 0, flows: 0, evicted: 0, peakFlows: 0 };
   private readonly o: FlowMeterOptions;
   private cap = 0;
-  /** Accumulators, NF per flow slot. */
-  private d = new Float64Array(0);
+  /** Accumulators, NF per flow slot, in pages of PAGE slots. */
+  private readonly pages: Float64Array[] = [];
   /** Canonical keys of slots, and whether the forward direction is endpoint A. */
   private keys = new Uint32Array(0);
   private fwdIsA = new Uint8Array(0);
@@ -292,9 +297,8 @@ export class FlowMeter {
 
   private grow(cap: number): void {
     const old = this.cap;
-    const d = new Float64Array(cap * NF);
-    d.set(this.d);
-    this.d = d;
+    // Accumulators grow by whole pages: nothing is copied, so growth never doubles memory.
+    while (this.pages.length * PAGE < cap) this.pages.push(new Float64Array(PAGE * NF));
     const keys = new Uint32Array(cap * KW);
     keys.set(this.keys);
     this.keys = keys;
@@ -406,7 +410,7 @@ export class FlowMeter {
     k[9] = srcIsA ? ((v.srcPort << 16) | v.dstPort) >>> 0 : ((v.dstPort << 16) | v.srcPort) >>> 0;
 
     let s = this.find(k);
-    if (s >= 0 && tsUs - this.d[s * NF + X.first] > this.o.flowTimeoutUs) {
+    if (s >= 0 && tsUs - this.pages[s >>> PAGE_BITS][(s & PAGE_MASK) * NF + X.first] > this.o.flowTimeoutUs) {
       this.finish(s, 'timeout');
       s = -1;
     }
@@ -417,12 +421,13 @@ export class FlowMeter {
     }
     const fwd = (this.fwdIsA[s] === 1) === srcIsA;
     this.update(s, tsUs, v, fwd);
-    if (fwd) this.d[s * NF + X.wireF] += wireLen;
-    else this.d[s * NF + X.wireB] += wireLen;
+    const page = this.pages[s >>> PAGE_BITS];
+    if (fwd) page[(s & PAGE_MASK) * NF + X.wireF] += wireLen;
+    else page[(s & PAGE_MASK) * NF + X.wireB] += wireLen;
     // TCP termination.
     if (v.protocol === 6) {
-      const d = this.d;
-      const b = s * NF;
+      const d = this.pages[s >>> PAGE_BITS];
+      const b = (s & PAGE_MASK) * NF;
       if (v.tcpFlags & TCP_RST) this.finish(s, 'rst');
       else if (v.tcpFlags & TCP_FIN) {
         if (fwd) d[b + X.finF] = 1;
@@ -435,7 +440,11 @@ export class FlowMeter {
   /** Emits every flow idle since before `nowUs − idleTimeout`. */
   advance(nowUs: number): void {
     const limit = nowUs - this.o.idleTimeoutUs;
-    while (this.head >= 0 && this.d[this.head * NF + X.last] < limit) this.finish(this.head, 'idle');
+    while (this.head >= 0) {
+      const h = this.head;
+      if (this.pages[h >>> PAGE_BITS][(h & PAGE_MASK) * NF + X.last] >= limit) break;
+      this.finish(h, 'idle');
+    }
   }
 
   /** Emits every remaining flow (end of input). */
@@ -458,8 +467,8 @@ export class FlowMeter {
     this.append(s);
     this.live++;
     if (this.live > this.stats.peakFlows) this.stats.peakFlows = this.live;
-    const d = this.d;
-    const b = s * NF;
+    const d = this.pages[s >>> PAGE_BITS];
+    const b = (s & PAGE_MASK) * NF;
     d.fill(0, b, b + NF);
     d[b + X.first] = tsUs;
     d[b + X.last] = tsUs;
@@ -474,8 +483,8 @@ export class FlowMeter {
   }
 
   private update(s: number, ts: number, v: PacketView, fwd: boolean): void {
-    const d = this.d;
-    const b = s * NF;
+    const d = this.pages[s >>> PAGE_BITS];
+    const b = (s & PAGE_MASK) * NF;
     const len = v.payloadLength;
     const hdr = v.transportHeaderLength;
     const flags = v.protocol === 6 ? v.tcpFlags : 0;
@@ -565,8 +574,8 @@ export class FlowMeter {
    */
   private bulk(s: number, ts: number, len: number, fwd: boolean): void {
     if (len <= 0) return;
-    const d = this.d;
-    const b = s * NF;
+    const d = this.pages[s >>> PAGE_BITS];
+    const b = (s & PAGE_MASK) * NF;
     if (fwd)
       this.bulkRun(
         d,
@@ -651,8 +660,8 @@ export class FlowMeter {
   }
 
   private row(s: number, reason: FlowRow['reason']): FlowRow {
-    const d = this.d;
-    const b = s * NF;
+    const d = this.pages[s >>> PAGE_BITS];
+    const b = (s & PAGE_MASK) * NF;
     const o = s * KW;
     const a = this.fwdIsA[s] === 1;
     const ver = this.keys[o] >> 8;
