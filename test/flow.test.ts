@@ -277,3 +277,58 @@ describe('nadir flows and nadir detect on captures', () => {
     assert.match(mixed.stderr, /separate `nadir detect` runs/);
   });
 });
+
+describe('--cic-compat original', () => {
+  it('writes the MachineLearningCVE names, which the CSV reader maps back to the same features', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { CLI } = await import('./helpers.js');
+    const { FlowReader } = await import('../src/ingest/table.js');
+    const { Diagnostics } = await import('../src/core/diagnostics.js');
+    const w = new PcapWriter();
+    for (const s of conversation) w.add(T0 + s[0], packet(s));
+    const dir = tmp();
+    const cap = writeFile(dir, 'conv.pcap', w.bytes());
+    const run = (compat: string) => {
+      const r = spawnSync(process.execPath, [
+        CLI,
+        'flows',
+        cap,
+        '--cic-compat',
+        compat,
+        '-o',
+        join(dir, `${compat}.csv`),
+        '-q',
+      ]);
+      assert.equal(r.status, 0, String(r.stderr));
+      return join(dir, `${compat}.csv`);
+    };
+    const improved = run('improved');
+    const original = run('original');
+    const header = readFileSync(original, 'utf8').split('\n')[0].split(',');
+    for (const name of [
+      'Source IP',
+      'Total Fwd Packets',
+      'Total Backward Packets',
+      'Init_Win_bytes_forward',
+      'act_data_pkt_fwd',
+    ])
+      assert.ok(header.includes(name), name);
+    for (const name of ['Fwd RST Flags', 'ICMP Type', 'Total TCP Flow Time'])
+      assert.ok(!header.includes(name), name);
+    const read = async (f: string) => {
+      const rows: Record<string, number>[] = [];
+      for await (const b of new FlowReader([f], {}, new Diagnostics()).batches()) {
+        const k = b.plan.numericNames.length;
+        for (let i = 0; i < b.n; i++)
+          rows.push(Object.fromEntries(b.plan.numericNames.map((n, j) => [n, b.numeric[i * k + j]])));
+      }
+      return rows;
+    };
+    const [a] = await read(improved);
+    const [o] = await read(original);
+    for (const [name, v] of Object.entries(o)) assert.equal(v, a[name], name);
+    assert.equal(o['Total Fwd Packet'], 8);
+  });
+});

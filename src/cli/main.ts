@@ -2,6 +2,8 @@
  * The `nadir` command. Results go to stdout; progress, warnings and errors to stderr, so output
  * can be piped. Exit codes: 0 success, 1 nothing usable / failed job, 2 usage error, 70 internal.
  */
+
+import { once } from 'node:events';
 import { createWriteStream, existsSync, statSync, type WriteStream, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -653,10 +655,6 @@ Examples:
         files,
         (f) => {
           pending += `${flowCsvRow(f, header.columns)}\n`;
-          if (pending.length > 1 << 16) {
-            out.write(pending);
-            pending = '';
-          }
         },
         {
           flowTimeoutUs: o.flowTimeout * 1e6,
@@ -665,6 +663,13 @@ Examples:
           maxFlows: o.maxFlows,
         },
         (b) => progress.update(b, total),
+        // After each chunk of packets: write what finished, waiting while the output is full.
+        async () => {
+          if (!pending) return;
+          const ok = out.write(pending);
+          pending = '';
+          if (!ok) await once(out, 'drain');
+        },
       ).finally(() => progress.stop());
       out.write(pending);
       if (o.output) await new Promise<void>((res) => (out as WriteStream).end(() => res()));

@@ -447,9 +447,10 @@ export class FlowMeter {
     }
   }
 
-  /** Emits every remaining flow (end of input). */
-  flush(): void {
-    while (this.head >= 0) this.finish(this.head, 'end');
+  /** Emits remaining flows (end of input), at most `max` of them; returns how many are left. */
+  flush(max = Number.POSITIVE_INFINITY): number {
+    for (let i = 0; i < max && this.head >= 0; i++) this.finish(this.head, 'end');
+    return this.live;
   }
 
   private open(tsUs: number, srcIsA: boolean): number {

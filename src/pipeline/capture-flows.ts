@@ -69,7 +69,8 @@ export async function captureFlows(
       error: r.error,
     });
   }
-  meter.flush();
+  // Flush in slices so a consumer can write or score them with backpressure.
+  while (meter.flush(8192) > 0) if (afterChunk) await afterChunk();
   if (afterChunk) await afterChunk();
   return {
     files: totals,

@@ -77,7 +77,7 @@ export class LiveCapture {
     await new Promise<void>((res) =>
       child.exitCode !== null || child.signalCode !== null ? res() : child.on('close', () => res()),
     );
-    meter.flush();
+    while (meter.flush(8192) > 0) if (o.afterChunk) await o.afterChunk();
     if (o.afterChunk) await o.afterChunk();
     if (spawnError)
       throw new Error(
