@@ -332,3 +332,22 @@ describe('--cic-compat original', () => {
     assert.equal(o['Total Fwd Packet'], 8);
   });
 });
+
+describe('nadir flows from standard input', () => {
+  it('reads a (gzip-compressed) capture piped to "-" like the file itself', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { gzipSync } = await import('node:zlib');
+    const { CLI } = await import('./helpers.js');
+    const w = new PcapWriter();
+    for (const s of conversation) w.add(T0 + s[0], packet(s));
+    const file = writeFile(tmp(), 'conv.pcap', w.bytes());
+    const fromFile = spawnSync(process.execPath, [CLI, 'flows', file, '-q'], { encoding: 'utf8' });
+    const fromStdin = spawnSync(process.execPath, [CLI, 'flows', '-', '-q'], {
+      input: gzipSync(w.bytes()),
+      encoding: 'utf8',
+    });
+    assert.equal(fromStdin.status, 0, fromStdin.stderr);
+    assert.equal(fromStdin.stdout, fromFile.stdout);
+    assert.equal(fromStdin.stdout.trim().split('\n').length, 2);
+  });
+});

@@ -600,7 +600,10 @@ Examples:
   program
     .command('flows')
     .description('turn packet captures into CIC flow records (a CICFlowMeter replacement) as CSV')
-    .argument('<captures...>', 'pcap / pcapng files (gzip-compressed too), read in the order given')
+    .argument(
+      '<captures...>',
+      'pcap / pcapng files (gzip-compressed too), read in the order given; - for stdin',
+    )
     .option('-o, --output <file.csv>', 'write the flows here instead of stdout')
     .addOption(
       new Option('--cic-compat <names>', 'column names: corrected CICFlowMeter or MachineLearningCVE')
@@ -640,13 +643,14 @@ directly. Every feature's definition: docs/features.md. Per-file totals go to st
 
 Examples:
   nadir flows capture.pcap -o flows.csv
-  nadir flows day1.pcapng.gz day2.pcapng.gz --cic-compat original -o flows.csv`,
+  nadir flows day1.pcapng.gz day2.pcapng.gz --cic-compat original -o flows.csv
+  tcpdump -i eth0 -w - | nadir flows - -o flows.csv`,
     )
     .action(async (files: string[], o) => {
-      for (const f of files) if (!existsSync(f)) throw new UserError(`${f}: no such file`);
+      for (const f of files) if (f !== '-' && !existsSync(f)) throw new UserError(`${f}: no such file`);
       if (o.output) checkOutputFile('--output', o.output);
-      const progress = Progress.forCli(o.quiet);
-      const total = files.reduce((s, f) => s + statSync(f).size, 0);
+      const progress = Progress.forCli(o.quiet || files.includes('-'));
+      const total = files.reduce((s, f) => s + (f === '-' ? 0 : statSync(f).size), 0);
       const out: WriteStream | NodeJS.WriteStream = o.output ? createWriteStream(o.output) : process.stdout;
       const header = flowHeader(o.cicCompat);
       let pending = `${header.names.map(csvCell).join(',')}\n`;

@@ -44,8 +44,9 @@ export async function captureFlows(
   for (const file of files) {
     const stats = new DecodeStats();
     let raw = 0;
+    // "-" reads standard input (e.g. `tcpdump -w - | nadir flows -`).
     const r = await readCapture(
-      file,
+      file === '-' ? (process.stdin as AsyncIterable<Buffer>) : file,
       (p) => {
         const code = decode(p.buf, p.offset, p.capLen, p.linkType, view);
         stats.add(code, p.linkType);
@@ -61,7 +62,7 @@ export async function captureFlows(
     );
     done += raw;
     totals.push({
-      file: basename(file),
+      file: file === '-' ? '(stdin)' : basename(file),
       format: r.format,
       packets: r.packets,
       decoded: stats.decoded,
