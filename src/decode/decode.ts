@@ -115,8 +115,10 @@ export class PacketView {
     this.fragment = false;
     this.vlan = 0;
     this.ipOffset = 0;
-    this.src.fill(0);
-    this.dst.fill(0);
+    const s = this.src;
+    const d = this.dst;
+    s[0] = s[1] = s[2] = s[3] = 0;
+    d[0] = d[1] = d[2] = d[3] = 0;
   }
 }
 

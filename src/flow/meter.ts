@@ -322,12 +322,18 @@ export class FlowMeter {
   }
 
   private hashSlotKey(k: Uint32Array, o: number): number {
-    let h = 0x811c9dc5;
-    for (let i = 0; i < KW; i++) {
-      h = Math.imul(h ^ k[o + i], 0x01000193);
-      h ^= h >>> 15;
-    }
-    return (h ^ (h >>> 13)) >>> 0;
+    // IPv4 keys have zeros in address words 1-3: hash only the words that vary.
+    let h = Math.imul(k[o] ^ 0x811c9dc5, 0x01000193);
+    h = Math.imul(h ^ k[o + 1], 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13) ^ k[o + 5], 0xc2b2ae35);
+    h = Math.imul(h ^ (h >>> 16) ^ k[o + 9], 0x27d4eb2f);
+    if (k[o] >>> 8 === 6)
+      for (let i = 2; i < 5; i++) {
+        h = Math.imul(h ^ k[o + i], 0x01000193);
+        h = Math.imul(h ^ k[o + i + 4], 0x01000193);
+        h ^= h >>> 15;
+      }
+    return (h ^ (h >>> 15)) >>> 0;
   }
 
   private insertSlot(s: number): void {
