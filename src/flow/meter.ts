@@ -691,8 +691,6 @@ export class FlowMeter {
     if (lastActive > 0) addStat(d, b + X.actN, lastActive);
     const dur = d[b + X.last] - d[b + X.first];
     const secs = dur / 1e6;
-    const fin = (v: number) => (Number.isFinite(v) ? v : 0);
-    const std = (m2: number, k: number) => (k > 1 ? Math.sqrt(m2 / (k - 1)) : 0);
     x[C_SRC_PORT] = srcPort;
     x[C_DST_PORT] = dstPort;
     x[C_PROTOCOL] = protocol;
@@ -704,25 +702,25 @@ export class FlowMeter {
     x[C_FWD_PACKET_LENGTH_MAX] = pf ? d[b + X.lenMaxF] : 0;
     x[C_FWD_PACKET_LENGTH_MIN] = pf ? d[b + X.lenMinF] : 0;
     x[C_FWD_PACKET_LENGTH_MEAN] = pf ? d[b + X.lenMeanF] : 0;
-    x[C_FWD_PACKET_LENGTH_STD] = std(d[b + X.lenM2F], pf);
+    x[C_FWD_PACKET_LENGTH_STD] = sampleStd(d[b + X.lenM2F], pf);
     x[C_BWD_PACKET_LENGTH_MAX] = pb ? d[b + X.lenMaxB] : 0;
     x[C_BWD_PACKET_LENGTH_MIN] = pb ? d[b + X.lenMinB] : 0;
     x[C_BWD_PACKET_LENGTH_MEAN] = pb ? d[b + X.lenMeanB] : 0;
-    x[C_BWD_PACKET_LENGTH_STD] = std(d[b + X.lenM2B], pb);
+    x[C_BWD_PACKET_LENGTH_STD] = sampleStd(d[b + X.lenM2B], pb);
     x[C_FLOW_BYTES_S] = secs > 0 ? bytes / secs : 0;
     x[C_FLOW_PACKETS_S] = secs > 0 ? n / secs : 0;
     x[C_FLOW_IAT_MEAN] = n > 1 ? d[b + X.iatMean] : 0;
-    x[C_FLOW_IAT_STD] = std(d[b + X.iatM2], n - 1);
-    x[C_FLOW_IAT_MAX] = fin(n > 1 ? d[b + X.iatMax] : 0);
-    x[C_FLOW_IAT_MIN] = fin(n > 1 ? d[b + X.iatMin] : 0);
+    x[C_FLOW_IAT_STD] = sampleStd(d[b + X.iatM2], n - 1);
+    x[C_FLOW_IAT_MAX] = n > 1 ? d[b + X.iatMax] : 0;
+    x[C_FLOW_IAT_MIN] = n > 1 ? d[b + X.iatMin] : 0;
     x[C_FWD_IAT_TOTAL] = pf > 1 ? d[b + X.lastF] - d[b + X.first] : 0;
     x[C_FWD_IAT_MEAN] = pf > 1 ? d[b + X.iatMeanF] : 0;
-    x[C_FWD_IAT_STD] = std(d[b + X.iatM2F], pf - 1);
+    x[C_FWD_IAT_STD] = sampleStd(d[b + X.iatM2F], pf - 1);
     x[C_FWD_IAT_MAX] = pf > 1 ? d[b + X.iatMaxF] : 0;
     x[C_FWD_IAT_MIN] = pf > 1 ? d[b + X.iatMinF] : 0;
     x[C_BWD_IAT_TOTAL] = pb > 1 ? d[b + X.lastB] - d[b + X.firstB] : 0;
     x[C_BWD_IAT_MEAN] = pb > 1 ? d[b + X.iatMeanB] : 0;
-    x[C_BWD_IAT_STD] = std(d[b + X.iatM2B], pb - 1);
+    x[C_BWD_IAT_STD] = sampleStd(d[b + X.iatM2B], pb - 1);
     x[C_BWD_IAT_MAX] = pb > 1 ? d[b + X.iatMaxB] : 0;
     x[C_BWD_IAT_MIN] = pb > 1 ? d[b + X.iatMinB] : 0;
     x[C_FWD_PSH_FLAGS] = d[b + X.pshF];
@@ -738,7 +736,7 @@ export class FlowMeter {
     x[C_PACKET_LENGTH_MIN] = n ? d[b + X.lenMin] : 0;
     x[C_PACKET_LENGTH_MAX] = n ? d[b + X.lenMax] : 0;
     x[C_PACKET_LENGTH_MEAN] = n ? d[b + X.lenMean] : 0;
-    const plStd = std(d[b + X.lenM2], n);
+    const plStd = sampleStd(d[b + X.lenM2], n);
     x[C_PACKET_LENGTH_STD] = plStd;
     x[C_PACKET_LENGTH_VARIANCE] = plStd * plStd;
     x[C_FIN_FLAG_COUNT] = d[b + X.fin];
@@ -753,16 +751,16 @@ export class FlowMeter {
     x[C_AVERAGE_PACKET_SIZE] = n ? bytes / n : 0;
     x[C_FWD_SEGMENT_SIZE_AVG] = pf ? d[b + X.bytesF] / pf : 0;
     x[C_BWD_SEGMENT_SIZE_AVG] = pb ? d[b + X.bytesB] / pb : 0;
-    const bulk = (cnt: number, b: number, p: number, d: number): [number, number, number] =>
-      cnt > 0 ? [b / cnt, p / cnt, d > 0 ? b / (d / 1e6) : 0] : [0, 0, 0];
-    const bf = bulk(d[b + X.bulkCountF], d[b + X.bulkBytesF], d[b + X.bulkPktsF], d[b + X.bulkDurF]);
-    const bbk = bulk(d[b + X.bulkCountB], d[b + X.bulkBytesB], d[b + X.bulkPktsB], d[b + X.bulkDurB]);
-    x[C_FWD_BYTES_BULK_AVG] = bf[0];
-    x[C_FWD_PACKET_BULK_AVG] = bf[1];
-    x[C_FWD_BULK_RATE_AVG] = bf[2];
-    x[C_BWD_BYTES_BULK_AVG] = bbk[0];
-    x[C_BWD_PACKET_BULK_AVG] = bbk[1];
-    x[C_BWD_BULK_RATE_AVG] = bbk[2];
+    const bcF = d[b + X.bulkCountF];
+    const bcB = d[b + X.bulkCountB];
+    x[C_FWD_BYTES_BULK_AVG] = bcF > 0 ? d[b + X.bulkBytesF] / bcF : 0;
+    x[C_FWD_PACKET_BULK_AVG] = bcF > 0 ? d[b + X.bulkPktsF] / bcF : 0;
+    x[C_FWD_BULK_RATE_AVG] =
+      bcF > 0 && d[b + X.bulkDurF] > 0 ? d[b + X.bulkBytesF] / (d[b + X.bulkDurF] / 1e6) : 0;
+    x[C_BWD_BYTES_BULK_AVG] = bcB > 0 ? d[b + X.bulkBytesB] / bcB : 0;
+    x[C_BWD_PACKET_BULK_AVG] = bcB > 0 ? d[b + X.bulkPktsB] / bcB : 0;
+    x[C_BWD_BULK_RATE_AVG] =
+      bcB > 0 && d[b + X.bulkDurB] > 0 ? d[b + X.bulkBytesB] / (d[b + X.bulkDurB] / 1e6) : 0;
     // As in cicids2017_improved (checked on all 43,419 rows): every packet opens a subflow, so
     // the per-subflow figures are the direction's totals divided by the flow's packet count,
     // rounded down. Kept for compatibility with models trained on that release.
@@ -776,12 +774,12 @@ export class FlowMeter {
     x[C_FWD_SEG_SIZE_MIN] = pf ? d[b + X.hdrMinF] : 0;
     const an = d[b + X.actN];
     x[C_ACTIVE_MEAN] = an ? d[b + X.actMean] : 0;
-    x[C_ACTIVE_STD] = std(d[b + X.actM2], an);
+    x[C_ACTIVE_STD] = sampleStd(d[b + X.actM2], an);
     x[C_ACTIVE_MAX] = an ? d[b + X.actMax] : 0;
     x[C_ACTIVE_MIN] = an ? d[b + X.actMin] : 0;
     const idn = d[b + X.idleN];
     x[C_IDLE_MEAN] = idn ? d[b + X.idleMean] : 0;
-    x[C_IDLE_STD] = std(d[b + X.idleM2], idn);
+    x[C_IDLE_STD] = sampleStd(d[b + X.idleM2], idn);
     x[C_IDLE_MAX] = idn ? d[b + X.idleMax] : 0;
     x[C_IDLE_MIN] = idn ? d[b + X.idleMin] : 0;
     x[C_ICMP_CODE] = d[b + X.icmpCode];
@@ -809,6 +807,11 @@ function welford(d: Float64Array, iMean: number, iM2: number, k: number, x: numb
   const delta = x - d[iMean];
   d[iMean] += delta / (k + 1);
   d[iM2] += delta * (x - d[iMean]);
+}
+
+/** Sample standard deviation from Welford's M2 over k values (0 below two values). */
+function sampleStd(m2: number, k: number): number {
+  return k > 1 ? Math.sqrt(m2 / (k - 1)) : 0;
 }
 
 /** Adds x to the statistics block at d[o]: N, Mean, M2, Min, Max. */
@@ -850,9 +853,20 @@ export function formatIp(k: Uint32Array, o: number, ver: number): string {
 
 /** `YYYY-MM-DD HH:MM:SS.ffffff` (UTC), the CIC CSVs' timestamp layout. */
 export function formatTimestamp(us: number): string {
-  const ms = Math.floor(us / 1000);
-  const d = new Date(ms);
-  const p = (x: number, w = 2) => String(x).padStart(w, '0');
-  const micro = Math.floor(us - Math.floor(us / 1e6) * 1e6);
-  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${p(micro, 6)}`;
+  const sec = Math.floor(us / 1e6);
+  // Flows finish in roughly time order: the date-and-time part is cached per second.
+  if (sec !== tsCacheSec) {
+    const d = new Date(sec * 1000);
+    tsCacheText = `${d.getUTCFullYear()}-${pad2(d.getUTCMonth() + 1)}-${pad2(d.getUTCDate())} ${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}.`;
+    tsCacheSec = sec;
+  }
+  const micro = Math.floor(us - sec * 1e6);
+  return tsCacheText + String(micro).padStart(6, '0');
+}
+
+let tsCacheSec = Number.NaN;
+let tsCacheText = '';
+
+function pad2(x: number): string {
+  return x < 10 ? `0${x}` : String(x);
 }
