@@ -8,12 +8,17 @@
  * optional: where it cannot load, the training core's own forward pass scores instead.
  */
 import { createRequire } from 'node:module';
-import onnxProto from 'onnx-proto';
 import { NADIR_VERSION } from '../core/version.js';
 import type { ActName } from './engine.js';
 import type { LayerSpec } from './mlp.js';
 
-const { onnx } = onnxProto;
+type OnnxNamespace = typeof import('onnx-proto').onnx;
+/** The protobuf classes are loaded on first use, not with every command. */
+let onnxNs: OnnxNamespace | null = null;
+function protos(): OnnxNamespace {
+  onnxNs ??= (createRequire(import.meta.url)('onnx-proto') as typeof import('onnx-proto')).onnx;
+  return onnxNs;
+}
 
 /** Opset 17: ReduceMean still takes `axes` as an attribute; every runtime of the last years has it. */
 const OPSET = 17;
@@ -30,8 +35,12 @@ export interface OnnxGraphSpec {
   doc?: string;
 }
 
-function tensor(name: string, dims: number[], values: Float32Array): InstanceType<typeof onnx.TensorProto> {
-  return onnx.TensorProto.create({
+function tensor(
+  name: string,
+  dims: number[],
+  values: Float32Array,
+): InstanceType<OnnxNamespace['TensorProto']> {
+  return protos().TensorProto.create({
     name,
     dims,
     dataType: FLOAT,
@@ -40,7 +49,7 @@ function tensor(name: string, dims: number[], values: Float32Array): InstanceTyp
 }
 
 function valueInfo(name: string, dims: (number | string)[]) {
-  return onnx.ValueInfoProto.create({
+  return protos().ValueInfoProto.create({
     name,
     type: {
       tensorType: {
@@ -116,7 +125,7 @@ function serialise(
   inDim: number,
   outputs: ReturnType<typeof valueInfo>[],
 ): Uint8Array {
-  const model = onnx.ModelProto.create({
+  const model = protos().ModelProto.create({
     irVersion: 8,
     producerName: 'nadir',
     producerVersion: NADIR_VERSION,
@@ -130,7 +139,7 @@ function serialise(
       output: outputs,
     },
   });
-  return onnx.ModelProto.encode(model).finish();
+  return protos().ModelProto.encode(model).finish();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -140,8 +149,8 @@ const INT64 = 7;
 
 /** A small graph builder: nodes get unique output names; initializers are float32 or int64. */
 class GraphBuilder {
-  readonly nodes: InstanceType<typeof onnx.NodeProto>[] = [];
-  readonly inits: InstanceType<typeof onnx.TensorProto>[] = [];
+  readonly nodes: InstanceType<OnnxNamespace['NodeProto']>[] = [];
+  readonly inits: InstanceType<OnnxNamespace['TensorProto']>[] = [];
   private n = 0;
 
   floats(name: string, dims: number[], values: Float32Array): string {
@@ -153,7 +162,7 @@ class GraphBuilder {
     const name = `c${this.n++}`;
     const b = new BigInt64Array(values.map((v) => BigInt(v)));
     this.inits.push(
-      onnx.TensorProto.create({ name, dims, dataType: INT64, rawData: new Uint8Array(b.buffer) }),
+      protos().TensorProto.create({ name, dims, dataType: INT64, rawData: new Uint8Array(b.buffer) }),
     );
     return name;
   }
@@ -166,12 +175,12 @@ class GraphBuilder {
     const output = out ?? `${opType.toLowerCase()}${this.n++}`;
     const attribute = Object.entries(attrs).map(([name, v]) =>
       Array.isArray(v)
-        ? onnx.AttributeProto.create({ name, ints: v, type: onnx.AttributeProto.AttributeType.INTS })
+        ? protos().AttributeProto.create({ name, ints: v, type: protos().AttributeProto.AttributeType.INTS })
         : Number.isInteger(v) && name !== 'alpha'
-          ? onnx.AttributeProto.create({ name, i: v, type: onnx.AttributeProto.AttributeType.INT })
-          : onnx.AttributeProto.create({ name, f: v, type: onnx.AttributeProto.AttributeType.FLOAT }),
+          ? protos().AttributeProto.create({ name, i: v, type: protos().AttributeProto.AttributeType.INT })
+          : protos().AttributeProto.create({ name, f: v, type: protos().AttributeProto.AttributeType.FLOAT }),
     );
-    this.nodes.push(onnx.NodeProto.create({ opType, input, output: [output], name: output, attribute }));
+    this.nodes.push(protos().NodeProto.create({ opType, input, output: [output], name: output, attribute }));
     return output;
   }
 }
@@ -359,13 +368,17 @@ export function sequenceRegressorToOnnx(q: SequenceOnnxSpec): Uint8Array {
   const seq = g.op('Reshape', ['sequences', g.ints([3], [0, T, F])]);
   const tnf = g.op('Transpose', [seq], { perm: [1, 0, 2] });
   // LSTM has several outputs; only Y_h (the last hidden state) is used.
-  const node = onnx.NodeProto.create({
+  const node = protos().NodeProto.create({
     opType: 'LSTM',
     input: [tnf, W, R, B],
     output: ['', 'lstm_h'],
     name: 'lstm',
     attribute: [
-      onnx.AttributeProto.create({ name: 'hidden_size', i: H, type: onnx.AttributeProto.AttributeType.INT }),
+      protos().AttributeProto.create({
+        name: 'hidden_size',
+        i: H,
+        type: protos().AttributeProto.AttributeType.INT,
+      }),
     ],
   });
   g.nodes.push(node);
@@ -376,7 +389,7 @@ export function sequenceRegressorToOnnx(q: SequenceOnnxSpec): Uint8Array {
     {},
     'prediction',
   );
-  const model = onnx.ModelProto.create({
+  const model = protos().ModelProto.create({
     irVersion: 8,
     producerName: 'nadir',
     producerVersion: NADIR_VERSION,
@@ -390,7 +403,7 @@ export function sequenceRegressorToOnnx(q: SequenceOnnxSpec): Uint8Array {
       output: [valueInfo('prediction', ['N', O])],
     },
   });
-  return onnx.ModelProto.encode(model).finish();
+  return protos().ModelProto.encode(model).finish();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,14 @@
  * region of an anomaly detector lies, and score distributions of benign and attack rows with the
  * calibrated threshold.
  */
-import * as echarts from 'echarts';
+import { createRequire } from 'node:module';
+
+/** ECharts is large: loaded on the first plot, not with every command. */
+let echartsModule: typeof import('echarts') | null = null;
+function echarts(): typeof import('echarts') {
+  echartsModule ??= createRequire(import.meta.url)('echarts') as typeof import('echarts');
+  return echartsModule;
+}
 
 export interface PlotData {
   title: string;
@@ -18,7 +25,7 @@ export interface PlotData {
 const MIN_FPR = 1e-4;
 
 export function renderEvaluationSvg(p: PlotData, width = 1200, height = 520): string {
-  const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height });
+  const chart = echarts().init(null, null, { renderer: 'svg', ssr: true, width, height });
   const centers = p.histogram.edges.slice(0, -1).map((e, i) => (e + p.histogram.edges[i + 1]) / 2);
   chart.setOption({
     animation: false,
