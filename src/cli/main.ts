@@ -476,10 +476,13 @@ Examples:
   const detectCmd = program
     .command('detect')
     .description(
-      'score flow data with a model and list the anomalies, with the features that made them stand out',
+      'score flow files or packet captures with a model and list the anomalies, with the features that made them stand out',
     )
     .requiredOption('-m, --model <dir>', 'model bundle directory')
-    .requiredOption('-d, --data <paths...>', 'CSV files or directories')
+    .requiredOption(
+      '-d, --data <paths...>',
+      'flow CSV files or directories, or pcap/pcapng captures (metered into flows first)',
+    )
     .addOption(
       new Option('-f, --format <format>', 'output format').choices(['table', 'json', 'csv']).default('table'),
     )
@@ -498,6 +501,7 @@ is_anomaly and the contributing features with observed and typical values.
 Examples:
   nadir detect --model models/cic --data capture_flows.csv
   nadir detect --model models/cic --data day.csv --format csv --output anomalies.csv
+  nadir detect --model models/cic --data capture.pcapng
   nadir detect --model models/cic --data day.csv --format json --all | jq .score`,
   );
   detectCmd.action(async (o) => {
