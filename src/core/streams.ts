@@ -9,7 +9,10 @@ import { createGunzip } from 'node:zlib';
  * The chunks of `source`, gunzipped when its first bytes are the gzip magic. Stopping early
  * (break / return) tears the chain down and closes the source.
  */
-export async function* maybeGunzip(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+export async function* maybeGunzip(
+  source: AsyncIterable<Buffer>,
+  onGzip?: () => void,
+): AsyncGenerator<Buffer> {
   const it = source[Symbol.asyncIterator]();
   const first = await it.next();
   if (first.done) return;
@@ -27,6 +30,7 @@ export async function* maybeGunzip(source: AsyncIterable<Buffer>): AsyncGenerato
     }
   }
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
+    onGzip?.();
     const z = pipeline(Readable.from(rest()), createGunzip(), () => {});
     for await (const c of z) yield c as Buffer;
   } else yield* rest();

@@ -73,3 +73,14 @@ export function detectorFactory(kind: string): DetectorFactory {
 export function detectorKinds(): string[] {
   return [...registry.keys()];
 }
+
+/**
+ * Hyper-parameters: the defaults, overridden by the given values that are not undefined. Keys the
+ * defaults do not have are ignored (a manifest's params also carry fitted facts such as `cols`).
+ */
+export function withDefaults<T extends object>(defaults: T, params: Partial<T>): T {
+  const p = { ...defaults };
+  for (const key of Object.keys(p) as (keyof T)[])
+    if (params[key] !== undefined) p[key] = params[key] as T[keyof T];
+  return p;
+}

@@ -9,13 +9,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { pipeline, Readable } from 'node:stream';
 import { TextDecoder } from 'node:util';
-import { createGunzip } from 'node:zlib';
 import { type Diagnostics, UserError } from '../core/diagnostics.js';
 import { hashBytes } from '../core/hash.js';
 import { LabelPolicy } from '../core/labels.js';
 import type { ColumnPlan, FlowBatch } from '../core/records.js';
+import { maybeGunzip } from '../core/streams.js';
 import {
   CIC_CATEGORICAL,
   canonicalColumn,
@@ -654,15 +653,10 @@ async function* decodedChunks(
       yield b;
     }
   }
-  let source: AsyncIterable<Buffer> = rawChunks();
-  const first = await peekFirst(source);
-  if (!first) return;
-  source = first.rest;
-  if (first.head.length >= 2 && first.head[0] === 0x1f && first.head[1] === 0x8b) {
-    // pipeline() tears the whole chain down when the consumer stops early (sniffing) or fails.
-    source = pipeline(Readable.from(source), createGunzip(), () => {});
+  // Gunzipped when compressed; stopping early (sniffing) or failing tears the chain down.
+  const source = maybeGunzip(rawChunks(), () => {
     summary.encoding = 'gzip+';
-  }
+  });
   let decoder: TextDecoder | null = null;
   let started = false;
   for await (const chunk of source) {
@@ -687,29 +681,6 @@ async function* decodedChunks(
     if (tail) yield Buffer.from(tail, 'utf8');
   }
   if (sha) summary.sha256 = sha.digest('hex');
-}
-
-async function peekFirst(
-  src: AsyncIterable<Buffer>,
-): Promise<{ head: Buffer; rest: AsyncIterable<Buffer> } | null> {
-  const it = src[Symbol.asyncIterator]();
-  const r = await it.next();
-  if (r.done) return null;
-  const head = r.value;
-  async function* rest(): AsyncGenerator<Buffer> {
-    try {
-      yield head;
-      for (;;) {
-        const n = await it.next();
-        if (n.done) return;
-        yield n.value;
-      }
-    } finally {
-      // A consumer that stops early (sniffing) must close the file, or handles leak.
-      await it.return?.();
-    }
-  }
-  return { head, rest: rest() };
 }
 
 function detectEncoding(b: Buffer): { name: string; bomLength: number } {

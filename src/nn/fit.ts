@@ -55,6 +55,11 @@ export interface FitResult {
 
 export class TrainingError extends Error {}
 
+/** Short progress text of an epoch: training and validation loss. */
+export function epochNote(e: EpochReport): string {
+  return `loss ${e.trainLoss.toPrecision(3)} val ${e.valLoss.toPrecision(3)}`;
+}
+
 /**
  * What a training loop needs from a model: its parameters, and a function that takes the batch
  * of rows whose indices (int32) lie at `idx` in engine memory, runs the forward pass, returns the

@@ -479,3 +479,36 @@ export class OnnxScorer {
     return out[output].data;
   }
 }
+
+/** Rows below which a batch stays on the training core (ONNX Runtime's call overhead dominates). */
+const ORT_MIN_ROWS = 256;
+/** Rows per ONNX Runtime call. */
+const ORT_BATCH = 4096;
+
+/**
+ * Batch scoring through ONNX Runtime for a neural detector, with the training core as the
+ * fallback (small batches, or where ONNX Runtime cannot load). The session is created from the
+ * detector's graph on first use.
+ */
+export class OrtRuntime {
+  private scorer: Promise<OnnxScorer | null> | null = null;
+
+  constructor(private readonly graph: () => Uint8Array) {}
+
+  async score(
+    x: { data: Float32Array; rows: number; cols: number },
+    fallback: (x: { data: Float32Array; rows: number; cols: number }) => Float32Array,
+  ): Promise<Float32Array> {
+    if (x.rows < ORT_MIN_ROWS || !onnxRuntime()) return fallback(x);
+    this.scorer ??= OnnxScorer.create(this.graph(), x.cols).catch(() => null);
+    const s = await this.scorer;
+    if (!s) return fallback(x);
+    const out = new Float32Array(x.rows);
+    const d = x.cols;
+    for (let i = 0; i < x.rows; i += ORT_BATCH) {
+      const m = Math.min(ORT_BATCH, x.rows - i);
+      out.set(await s.score(x.data.subarray(i * d, (i + m) * d), m), i);
+    }
+    return out;
+  }
+}

@@ -6,10 +6,10 @@
  * linear code and output; optionally denoising (Gaussian input noise while training).
  */
 import type { ActName, Tensor } from '../../nn/engine.js';
-import { DEFAULT_FIT, type EpochReport, type FitOptions, fitAutoencoder } from '../../nn/fit.js';
+import { DEFAULT_FIT, type EpochReport, epochNote, type FitOptions, fitAutoencoder } from '../../nn/fit.js';
 import { type LayerSpec, Mlp } from '../../nn/mlp.js';
-import { mlpToOnnx, OnnxScorer, onnxRuntime } from '../../nn/onnx.js';
-import { type Detector, type Matrix, registerDetector, type WeightArray } from '../detector.js';
+import { mlpToOnnx, OrtRuntime } from '../../nn/onnx.js';
+import { type Detector, type Matrix, registerDetector, type WeightArray, withDefaults } from '../detector.js';
 
 export interface AutoencoderParams {
   /** Encoder widths, the last one being the code (bottleneck); the decoder mirrors them. */
@@ -46,8 +46,6 @@ export const DEFAULT_AUTOENCODER: AutoencoderParams = {
 
 /** Rows scored per kernel call. */
 const SCORE_BATCH = 4096;
-/** Batches at least this large go to ONNX Runtime when it is available; smaller ones stay in WASM. */
-const ORT_MIN_ROWS = 256;
 
 export function autoencoderSpecs(
   cols: number,
@@ -80,9 +78,7 @@ export class Autoencoder implements Detector {
   onFitProgress?: (done: number, total: number, note: string) => void;
 
   constructor(params: Partial<AutoencoderParams> = {}) {
-    const p = { ...DEFAULT_AUTOENCODER };
-    for (const key of Object.keys(p) as (keyof AutoencoderParams)[])
-      if (params[key] !== undefined) (p as Record<string, unknown>)[key] = params[key];
+    const p = withDefaults(DEFAULT_AUTOENCODER, params);
     if (
       !Array.isArray(p.layers) ||
       p.layers.length === 0 ||
@@ -108,12 +104,7 @@ export class Autoencoder implements Detector {
       validationFraction: this.p.validationFraction,
       patience: this.p.patience,
       seed: this.p.seed,
-      onEpoch: (e) =>
-        this.onFitProgress?.(
-          e.epoch,
-          this.p.epochs,
-          `loss ${e.trainLoss.toPrecision(3)} val ${e.valLoss.toPrecision(3)}`,
-        ),
+      onEpoch: (e) => this.onFitProgress?.(e.epoch, this.p.epochs, epochNote(e)),
     };
     const r = fitAutoencoder(trainer, x.data, x.rows, fit);
     this.history = r.epochs;
@@ -165,21 +156,11 @@ export class Autoencoder implements Detector {
     ];
   }
 
-  private scorer: Promise<OnnxScorer | null> | null = null;
+  private readonly ort = new OrtRuntime(() => this.onnx());
 
   async scoreAsync(x: Matrix): Promise<Float32Array> {
     this.ready(x);
-    if (x.rows < ORT_MIN_ROWS || !onnxRuntime()) return this.score(x);
-    this.scorer ??= OnnxScorer.create(this.onnx(), this.cols).catch(() => null);
-    const s = await this.scorer;
-    if (!s) return this.score(x);
-    const out = new Float32Array(x.rows);
-    const d = this.cols;
-    for (let i = 0; i < x.rows; i += SCORE_BATCH) {
-      const m = Math.min(SCORE_BATCH, x.rows - i);
-      out.set(await s.score(x.data.subarray(i * d, (i + m) * d), m), i);
-    }
-    return out;
+    return this.ort.score(x, (m) => this.score(m));
   }
 
   private errs: Tensor | null = null;

@@ -11,10 +11,10 @@
 import { Rng } from '../../core/rng.js';
 import type { FeatureSchema } from '../../features/pipeline.js';
 import type { ActName, Engine, Tensor } from '../../nn/engine.js';
-import { checkFinite, DEFAULT_FIT, type EpochReport, fitLoop } from '../../nn/fit.js';
+import { checkFinite, DEFAULT_FIT, type EpochReport, epochNote, fitLoop } from '../../nn/fit.js';
 import { type LayerSpec, Mlp } from '../../nn/mlp.js';
-import { hybridToOnnx, OnnxScorer, onnxRuntime } from '../../nn/onnx.js';
-import { type Detector, type Matrix, registerDetector, type WeightArray } from '../detector.js';
+import { hybridToOnnx, OrtRuntime } from '../../nn/onnx.js';
+import { type Detector, type Matrix, registerDetector, type WeightArray, withDefaults } from '../detector.js';
 import { autoencoderSpecs } from './autoencoder.js';
 
 export interface HybridParams {
@@ -67,7 +67,6 @@ export interface HybridLayout {
 }
 
 const SCORE_BATCH = 4096;
-const ORT_MIN_ROWS = 256;
 
 /** Embedding width for K categories (fast.ai's rule of thumb, capped at 16). */
 export function embeddingWidth(K: number): number {
@@ -266,15 +265,13 @@ export class HybridAutoencoder implements Detector {
   private L: HybridLayout | null = null;
   private model: HybridNet | null = null;
   private scores: Tensor | null = null;
-  private scorer: Promise<OnnxScorer | null> | null = null;
+  private readonly ort = new OrtRuntime(() => this.onnx());
   history: EpochReport[] = [];
   bestEpoch = 0;
   onFitProgress?: (done: number, total: number, note: string) => void;
 
   constructor(params: Partial<HybridParams> = {}) {
-    const p = { ...DEFAULT_HYBRID };
-    for (const key of Object.keys(p) as (keyof HybridParams)[])
-      if (params[key] !== undefined) (p as Record<string, unknown>)[key] = params[key];
+    const p = withDefaults(DEFAULT_HYBRID, params);
     if (
       !Array.isArray(p.layers) ||
       p.layers.length === 0 ||
@@ -338,12 +335,7 @@ export class HybridAutoencoder implements Detector {
         validationFraction: this.p.validationFraction,
         patience: this.p.patience,
         seed: this.p.seed,
-        onEpoch: (ep) =>
-          this.onFitProgress?.(
-            ep.epoch,
-            this.p.epochs,
-            `loss ${ep.trainLoss.toPrecision(3)} val ${ep.valLoss.toPrecision(3)}`,
-          ),
+        onEpoch: (ep) => this.onFitProgress?.(ep.epoch, this.p.epochs, epochNote(ep)),
       },
     );
     this.history = r.epochs;
@@ -377,17 +369,7 @@ export class HybridAutoencoder implements Detector {
 
   async scoreAsync(x: Matrix): Promise<Float32Array> {
     this.ready(x);
-    if (x.rows < ORT_MIN_ROWS || !onnxRuntime()) return this.score(x);
-    this.scorer ??= OnnxScorer.create(this.onnx(), this.L!.width).catch(() => null);
-    const s = await this.scorer;
-    if (!s) return this.score(x);
-    const out = new Float32Array(x.rows);
-    const d = x.cols;
-    for (let i = 0; i < x.rows; i += SCORE_BATCH) {
-      const m = Math.min(SCORE_BATCH, x.rows - i);
-      out.set(await s.score(x.data.subarray(i * d, (i + m) * d), m), i);
-    }
-    return out;
+    return this.ort.score(x, (m) => this.score(m));
   }
 
   /** Each continuous feature's weighted squared error and each categorical column's weighted CE. */

@@ -13,11 +13,17 @@
  * stands out.
  */
 import type { ActName, Tensor } from '../../nn/engine.js';
-import { checkFinite, DEFAULT_FIT, type EpochReport, fitLoop } from '../../nn/fit.js';
+import { checkFinite, DEFAULT_FIT, type EpochReport, epochNote, fitLoop } from '../../nn/fit.js';
 import { type LayerSpec, Mlp } from '../../nn/mlp.js';
-import { aeClassifierToOnnx, OnnxScorer, onnxRuntime } from '../../nn/onnx.js';
-import { type Detector, type Matrix, registerDetector, type WeightArray } from '../detector.js';
-import { fitTemperature, type ProbabilityCalibration, softmaxT } from './temperature.js';
+import { aeClassifierToOnnx, OrtRuntime } from '../../nn/onnx.js';
+import { type Detector, type Matrix, registerDetector, type WeightArray, withDefaults } from '../detector.js';
+import {
+  attackProbability,
+  classifyLogits,
+  fitTemperature,
+  type ProbabilityCalibration,
+  softmaxT,
+} from './temperature.js';
 
 export interface AeClassifierParams {
   /** Encoder widths, the last being the code; the decoder mirrors them. */
@@ -53,7 +59,6 @@ export const DEFAULT_AE_CLASSIFIER: AeClassifierParams = {
 };
 
 const SCORE_BATCH = 4096;
-const ORT_MIN_ROWS = 256;
 
 export interface AeClassifierShapes {
   enc: LayerSpec[];
@@ -144,12 +149,10 @@ export class AeClassifier implements Detector {
   history: EpochReport[] = [];
   bestEpoch = 0;
   onFitProgress?: (done: number, total: number, note: string) => void;
-  private scorer: Promise<OnnxScorer | null> | null = null;
+  private readonly ort = new OrtRuntime(() => this.onnx());
 
   constructor(params: Partial<AeClassifierParams> = {}) {
-    const p = { ...DEFAULT_AE_CLASSIFIER };
-    for (const key of Object.keys(p) as (keyof AeClassifierParams)[])
-      if (params[key] !== undefined) (p as Record<string, unknown>)[key] = params[key];
+    const p = withDefaults(DEFAULT_AE_CLASSIFIER, params);
     for (const k of ['layers', 'headLayers'] as const)
       if (!Array.isArray(p[k]) || p[k].some((u) => !(Number.isInteger(u) && u > 0)))
         throw new Error(`ae-classifier: ${k} must be positive integers (got ${p[k]})`);
@@ -223,12 +226,7 @@ export class AeClassifier implements Detector {
         validationFraction: this.p.validationFraction,
         patience: this.p.patience,
         seed: this.p.seed,
-        onEpoch: (ep) =>
-          this.onFitProgress?.(
-            ep.epoch,
-            this.p.epochs,
-            `loss ${ep.trainLoss.toPrecision(3)} val ${ep.valLoss.toPrecision(3)}`,
-          ),
+        onEpoch: (ep) => this.onFitProgress?.(ep.epoch, this.p.epochs, epochNote(ep)),
       },
     );
     this.history = r.epochs;
@@ -288,9 +286,7 @@ export class AeClassifier implements Detector {
     const C = this.classes.length;
     const p = new Float64Array(C);
     for (let i = 0; i < x.rows; i++) {
-      softmaxT(logits, i * C, C, this.temperature, p);
-      let attack = 0;
-      for (let j = 1; j < C; j++) attack += p[j];
+      const attack = attackProbability(logits, i * C, C, this.temperature, p);
       const novelty = -Math.expm1(-errors[i] / this.noveltyScale);
       out[i] = attack + (1 - attack) * novelty;
     }
@@ -299,33 +295,12 @@ export class AeClassifier implements Detector {
 
   async scoreAsync(x: Matrix): Promise<Float32Array> {
     this.ready(x);
-    if (x.rows < ORT_MIN_ROWS || !onnxRuntime()) return this.score(x);
-    this.scorer ??= OnnxScorer.create(this.onnx(), this.cols).catch(() => null);
-    const s = await this.scorer;
-    if (!s) return this.score(x);
-    const out = new Float32Array(x.rows);
-    const d = x.cols;
-    for (let i = 0; i < x.rows; i += SCORE_BATCH) {
-      const m = Math.min(SCORE_BATCH, x.rows - i);
-      out.set(await s.score(x.data.subarray(i * d, (i + m) * d), m), i);
-    }
-    return out;
+    return this.ort.score(x, (m) => this.score(m));
   }
 
   classify(x: Matrix): { classes: string[]; ids: Int32Array; confidence: Float32Array } {
-    const { logits } = this.forwardAll(x);
-    const C = this.classes.length;
-    const p = new Float64Array(C);
-    const ids = new Int32Array(x.rows);
-    const confidence = new Float32Array(x.rows);
-    for (let i = 0; i < x.rows; i++) {
-      softmaxT(logits, i * C, C, this.temperature, p);
-      let best = 0;
-      for (let j = 1; j < C; j++) if (p[j] > p[best]) best = j;
-      ids[i] = best;
-      confidence[i] = p[best];
-    }
-    return { classes: this.classes, ids, confidence };
+    const r = classifyLogits(this.forwardAll(x).logits, x.rows, this.classes.length, this.temperature);
+    return { classes: this.classes, ...r };
   }
 
   /** Each feature's squared reconstruction error: what the decoder could not rebuild. */

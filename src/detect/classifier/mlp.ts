@@ -9,11 +9,17 @@
  * log-likelihood; the expected calibration error (15 confidence bins) is kept before and after.
  */
 import type { ActName } from '../../nn/engine.js';
-import { checkFinite, DEFAULT_FIT, type EpochReport, fitLoop } from '../../nn/fit.js';
+import { checkFinite, DEFAULT_FIT, type EpochReport, epochNote, fitLoop } from '../../nn/fit.js';
 import { type LayerSpec, Mlp } from '../../nn/mlp.js';
-import { classifierToOnnx, OnnxScorer, onnxRuntime } from '../../nn/onnx.js';
-import { type Detector, type Matrix, registerDetector, type WeightArray } from '../detector.js';
-import { fitTemperature, type ProbabilityCalibration, softmaxT } from './temperature.js';
+import { classifierToOnnx, OrtRuntime } from '../../nn/onnx.js';
+import { type Detector, type Matrix, registerDetector, type WeightArray, withDefaults } from '../detector.js';
+import {
+  attackProbability,
+  classifyLogits,
+  fitTemperature,
+  type ProbabilityCalibration,
+  softmaxT,
+} from './temperature.js';
 
 export interface MlpParams {
   layers: number[];
@@ -42,7 +48,6 @@ export const DEFAULT_MLP: MlpParams = {
 };
 
 const SCORE_BATCH = 4096;
-const ORT_MIN_ROWS = 256;
 
 export function classifierSpecs(
   classes: number,
@@ -71,12 +76,10 @@ export class MlpClassifier implements Detector {
   history: EpochReport[] = [];
   bestEpoch = 0;
   onFitProgress?: (done: number, total: number, note: string) => void;
-  private scorer: Promise<OnnxScorer | null> | null = null;
+  private readonly ort = new OrtRuntime(() => this.onnx());
 
   constructor(params: Partial<MlpParams> = {}) {
-    const p = { ...DEFAULT_MLP };
-    for (const key of Object.keys(p) as (keyof MlpParams)[])
-      if (params[key] !== undefined) (p as Record<string, unknown>)[key] = params[key];
+    const p = withDefaults(DEFAULT_MLP, params);
     if (!Array.isArray(p.layers) || p.layers.some((u) => !(Number.isInteger(u) && u > 0)))
       throw new Error(`mlp: layers must be positive integers (got ${p.layers})`);
     this.p = p;
@@ -127,12 +130,7 @@ export class MlpClassifier implements Detector {
         validationFraction: this.p.validationFraction,
         patience: this.p.patience,
         seed: this.p.seed,
-        onEpoch: (ep) =>
-          this.onFitProgress?.(
-            ep.epoch,
-            this.p.epochs,
-            `loss ${ep.trainLoss.toPrecision(3)} val ${ep.valLoss.toPrecision(3)}`,
-          ),
+        onEpoch: (ep) => this.onFitProgress?.(ep.epoch, this.p.epochs, epochNote(ep)),
       },
     );
     this.history = r.epochs;
@@ -176,44 +174,18 @@ export class MlpClassifier implements Detector {
     const z = this.logits(x);
     const C = this.classes.length;
     const p = new Float64Array(C);
-    for (let i = 0; i < x.rows; i++) {
-      softmaxT(z, i * C, C, this.temperature, p);
-      let s = 0;
-      for (let j = 1; j < C; j++) s += p[j];
-      out[i] = s;
-    }
+    for (let i = 0; i < x.rows; i++) out[i] = attackProbability(z, i * C, C, this.temperature, p);
     return out;
   }
 
   async scoreAsync(x: Matrix): Promise<Float32Array> {
     this.ready(x);
-    if (x.rows < ORT_MIN_ROWS || !onnxRuntime()) return this.score(x);
-    this.scorer ??= OnnxScorer.create(this.onnx(), this.cols).catch(() => null);
-    const s = await this.scorer;
-    if (!s) return this.score(x);
-    const out = new Float32Array(x.rows);
-    const d = this.cols;
-    for (let i = 0; i < x.rows; i += SCORE_BATCH) {
-      const m = Math.min(SCORE_BATCH, x.rows - i);
-      out.set(await s.score(x.data.subarray(i * d, (i + m) * d), m), i);
-    }
-    return out;
+    return this.ort.score(x, (m) => this.score(m));
   }
 
   classify(x: Matrix): { classes: string[]; ids: Int32Array; confidence: Float32Array } {
-    const z = this.logits(x);
-    const C = this.classes.length;
-    const p = new Float64Array(C);
-    const ids = new Int32Array(x.rows);
-    const confidence = new Float32Array(x.rows);
-    for (let i = 0; i < x.rows; i++) {
-      softmaxT(z, i * C, C, this.temperature, p);
-      let best = 0;
-      for (let j = 1; j < C; j++) if (p[j] > p[best]) best = j;
-      ids[i] = best;
-      confidence[i] = p[best];
-    }
-    return { classes: this.classes, ids, confidence };
+    const r = classifyLogits(this.logits(x), x.rows, this.classes.length, this.temperature);
+    return { classes: this.classes, ...r };
   }
 
   /**

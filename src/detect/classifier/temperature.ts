@@ -94,3 +94,31 @@ export function fitTemperature(
     },
   };
 }
+
+/** Probability of any class but 0 (BENIGN) for the logits at z[o .. o+C) and temperature T. */
+export function attackProbability(z: Float32Array, o: number, C: number, T: number, p: Float64Array): number {
+  softmaxT(z, o, C, T, p);
+  let s = 0;
+  for (let j = 1; j < C; j++) s += p[j];
+  return s;
+}
+
+/** Most likely class of each of n rows of logits (n × C) at temperature T, with its probability. */
+export function classifyLogits(
+  z: Float32Array,
+  n: number,
+  C: number,
+  T: number,
+): { ids: Int32Array; confidence: Float32Array } {
+  const p = new Float64Array(C);
+  const ids = new Int32Array(n);
+  const confidence = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    softmaxT(z, i * C, C, T, p);
+    let best = 0;
+    for (let j = 1; j < C; j++) if (p[j] > p[best]) best = j;
+    ids[i] = best;
+    confidence[i] = p[best];
+  }
+  return { ids, confidence };
+}
