@@ -15,6 +15,7 @@ import { parseThresholdMethod } from '../detect/calibration.js';
 import { detectorKinds } from '../detect/detector.js';
 import type { FeatureOptions } from '../features/pipeline.js';
 import { flowHeader } from '../flow/features.js';
+import type { FlowMeterOptions } from '../flow/meter.js';
 import type { FileSummary, FlowReader, IngestOptions } from '../ingest/table.js';
 import { Model } from '../model/bundle.js';
 import { captureFlows } from '../pipeline/capture-flows.js';
@@ -189,6 +190,48 @@ function printIngestSummary(diag: Diagnostics, files: FileSummary[], quiet: bool
       ['left', 'right', 'right', 'right', 'right', 'left'],
     )}\n`,
   );
+}
+
+/** The flow meter's options, shared by every command that turns packets into flows. */
+function withMeterOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--flow-timeout <s>',
+      'a packet this long after its flow began starts a new flow',
+      positiveNumber('--flow-timeout'),
+      120,
+    )
+    .option(
+      '--idle-timeout <s>',
+      'a flow without packets this long is emitted (default: the flow timeout)',
+      positiveNumber('--idle-timeout'),
+    )
+    .option(
+      '--activity-timeout <s>',
+      'gap separating active and idle periods',
+      positiveNumber('--activity-timeout'),
+      5,
+    )
+    .option(
+      '--max-flows <n>',
+      'flows held at once; beyond it the least recently active is emitted early',
+      positiveInt('--max-flows'),
+      1 << 20,
+    );
+}
+
+function meterOptions(o: {
+  flowTimeout: number;
+  idleTimeout?: number;
+  activityTimeout: number;
+  maxFlows: number;
+}): Partial<FlowMeterOptions> {
+  return {
+    flowTimeoutUs: o.flowTimeout * 1e6,
+    idleTimeoutUs: o.idleTimeout === undefined ? undefined : o.idleTimeout * 1e6,
+    activityTimeoutUs: o.activityTimeout * 1e6,
+    maxFlows: o.maxFlows,
+  };
 }
 
 /** Fails early (exit 2), before any work, when `path` cannot be written as a file. */
@@ -601,8 +644,7 @@ Examples:
       throw new UserError(`--output ${o.output}: cannot write (${(writeError as Error).message})`);
   });
 
-  program
-    .command('flows')
+  withMeterOptions(program.command('flows'))
     .description('turn packet captures into CIC flow records (a CICFlowMeter replacement) as CSV')
     .argument(
       '<captures...>',
@@ -613,29 +655,6 @@ Examples:
       new Option('--cic-compat <names>', 'column names: corrected CICFlowMeter or MachineLearningCVE')
         .choices(['improved', 'original'])
         .default('improved'),
-    )
-    .option(
-      '--flow-timeout <s>',
-      'a packet this long after its flow began starts a new flow',
-      positiveNumber('--flow-timeout'),
-      120,
-    )
-    .option(
-      '--idle-timeout <s>',
-      'a flow without packets this long is emitted (default: the flow timeout)',
-      positiveNumber('--idle-timeout'),
-    )
-    .option(
-      '--activity-timeout <s>',
-      'gap separating active and idle periods',
-      positiveNumber('--activity-timeout'),
-      5,
-    )
-    .option(
-      '--max-flows <n>',
-      'flows held at once; beyond it the least recently active is emitted early',
-      positiveInt('--max-flows'),
-      1 << 20,
     )
     .option('-q, --quiet', 'no progress bar or per-file totals')
     .addHelpText(
@@ -664,12 +683,7 @@ Examples:
         (f) => {
           pending += `${flowCsvRow(f, header.columns)}\n`;
         },
-        {
-          flowTimeoutUs: o.flowTimeout * 1e6,
-          idleTimeoutUs: o.idleTimeout === undefined ? undefined : o.idleTimeout * 1e6,
-          activityTimeoutUs: o.activityTimeout * 1e6,
-          maxFlows: o.maxFlows,
-        },
+        meterOptions(o),
         (b) => progress.update(b, total),
         // After each chunk of packets: write what finished, waiting while the output is full.
         async () => {
@@ -690,8 +704,7 @@ Examples:
         );
     });
 
-  program
-    .command('capture')
+  withMeterOptions(program.command('capture'))
     .description('capture live traffic (tcpdump) and write flows, or anomalies with --model, as they finish')
     .requiredOption('-i, --interface <name>', 'network interface to capture on')
     .option('--bpf <filter>', 'BPF capture filter, e.g. "tcp or udp"')
@@ -707,17 +720,6 @@ Examples:
       '--duration <s>',
       'stop after this many seconds (default: until Ctrl-C)',
       positiveNumber('--duration'),
-    )
-    .option(
-      '--flow-timeout <s>',
-      'a packet this long after its flow began starts a new flow',
-      positiveNumber('--flow-timeout'),
-      120,
-    )
-    .option(
-      '--idle-timeout <s>',
-      'a flow without packets this long is emitted (default: the flow timeout)',
-      positiveNumber('--idle-timeout'),
     )
     .option('-q, --quiet', 'no totals at the end')
     .addHelpText(
@@ -740,10 +742,7 @@ Examples:
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       const timer = o.duration ? setTimeout(stop, o.duration * 1000) : null;
-      const meter = {
-        flowTimeoutUs: o.flowTimeout * 1e6,
-        idleTimeoutUs: o.idleTimeout === undefined ? undefined : o.idleTimeout * 1e6,
-      };
+      const meter = meterOptions(o);
       let announced = false;
       const onListening = () => {
         if (!announced && !o.quiet) process.stderr.write(`capturing on ${o.interface}; Ctrl-C to stop\n`);
