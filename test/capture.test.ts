@@ -241,6 +241,32 @@ describe('packet decoding', () => {
     assert.deepEqual([v.protocol, v.icmpType, v.icmpCode], [58, 128, 0]);
   });
 
+  it('GRE (with key and sequence), VXLAN and Geneve: the flow is the inner packet', () => {
+    const innerIp = ipv4('172.16.0.5', '172.16.0.9', 6, tcp(5555, 22, TCP_SYN, new Uint8Array(0)));
+    const gre = concat(bytes(0x30, 0x00, 0x08, 0x00, 0, 0, 0, 42, 0, 0, 0, 7), innerIp); // K and S bits
+    assert.equal(run(ethernet(0x0800, ipv4('10.0.0.1', '10.0.0.2', 47, gre))), Decode.OK);
+    assert.deepEqual(
+      [v.tunnel, v.protocol, v.srcPort, v.dstPort, v.src[0], v.tcpFlags],
+      [47, 6, 5555, 22, 0xac100005, TCP_SYN],
+    );
+    const innerFrame = ethernet(0x0800, innerIp);
+    const vxlan = udp(40000, 4789, concat(bytes(0x08, 0, 0, 0, 0, 0, 100, 0), innerFrame));
+    assert.equal(run(ethernet(0x0800, ipv4('10.0.0.1', '10.0.0.2', 17, vxlan))), Decode.OK);
+    assert.deepEqual([v.tunnel, v.protocol, v.srcPort, v.dstPort, v.src[0]], [4789, 6, 5555, 22, 0xac100005]);
+    const geneve = udp(40000, 6081, concat(bytes(0x00, 0, 0x65, 0x58, 0, 0, 100, 0), innerFrame));
+    assert.equal(run(ethernet(0x0800, ipv4('10.0.0.1', '10.0.0.2', 17, geneve))), Decode.OK);
+    assert.equal(v.tunnel, 6081);
+    assert.equal(v.srcPort, 5555);
+    // GRE carrying something that is not IP stays a GRE packet of its own.
+    const greOther = concat(bytes(0, 0, 0x88, 0xbe), payload(20));
+    assert.equal(run(ethernet(0x0800, ipv4('10.0.0.1', '10.0.0.2', 47, greOther))), Decode.OTHER_TRANSPORT);
+    // Tunnels nested beyond the limit are not followed forever.
+    let nested = innerIp;
+    for (let i = 0; i < 10; i++)
+      nested = ipv4('10.0.0.1', '10.0.0.2', 47, concat(bytes(0, 0, 0x08, 0x00), nested));
+    assert.equal(run(ethernet(0x0800, nested)), Decode.OTHER_TRANSPORT);
+  });
+
   it('IPv4 fragments, ICMP, non-IP, truncation and lies are classified, never thrown', () => {
     const frag1 = ipv4('1.1.1.1', '2.2.2.2', 17, udp(1, 2, payload(100)), { more: true });
     assert.equal(run(ethernet(0x0800, frag1)), Decode.OK);

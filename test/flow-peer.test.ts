@@ -3,8 +3,8 @@
  * per-packet addresses, ports and frame lengths, summed per conversation and direction, must equal
  * NADIR's flows (packets and wire bytes per direction, flows split by timeouts summed back).
  * Rules applied to both sides: IP fragments are not reassembled (tshark -o ip.defragment:FALSE),
- * packets inside ICMP errors and GRE tunnels are not flows of their inner addresses (NADIR does not
- * decapsulate tunnels yet).
+ * packets quoted inside ICMP errors are not flows; tunnelled packets (GRE, VXLAN) count for their
+ * inner addresses and ports, on both sides.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -71,11 +71,12 @@ describe('flows against tshark', () => {
           '-o',
           'ipv6.defragment:FALSE',
           '-Y',
-          '(tcp or udp) and not icmp and not icmpv6 and not gre',
+          '(tcp or udp) and not icmp and not icmpv6',
           '-T',
           'fields',
           '-E',
-          'occurrence=f',
+          // The innermost addresses: a GRE-tunnelled packet belongs to its inner flow.
+          'occurrence=l',
           '-e',
           'ip.src',
           '-e',

@@ -95,6 +95,8 @@ export class PacketView {
   vlan = 0;
   /** Offset of the IP header in the packet buffer. */
   ipOffset = 0;
+  /** The flow is inside a tunnel: 47 for GRE, 4789 for VXLAN, 6081 for Geneve (0: none). */
+  tunnel = 0;
 
   reset(): void {
     this.ipVersion = 0;
@@ -115,6 +117,7 @@ export class PacketView {
     this.fragment = false;
     this.vlan = 0;
     this.ipOffset = 0;
+    this.tunnel = 0;
     const s = this.src;
     const d = this.dst;
     s[0] = s[1] = s[2] = s[3] = 0;
@@ -205,6 +208,16 @@ export function decode(b: Uint8Array, off: number, len: number, link: number, v:
     default:
       return Decode.UNSUPPORTED_LINK;
   }
+  depth = 0;
+  return network(b, p, end, etherType, v);
+}
+
+/** Tunnels followed inside one packet (GRE in VXLAN in …) before giving up. */
+const MAX_TUNNELS = 3;
+let depth = 0;
+
+/** From an EtherType at b[p]: VLAN/MPLS/PPPoE shims, then IPv4 or IPv6. */
+function network(b: Uint8Array, p: number, end: number, etherType: number, v: PacketView): number {
   // VLAN tags, MPLS labels and PPPoE sessions in front of IP.
   for (let shim = 0; shim <= MAX_SHIMS; shim++) {
     if (etherType === 0x8100 || etherType === 0x88a8 || etherType === 0x9100) {
@@ -334,8 +347,28 @@ function transport(b: Uint8Array, p: number, end: number, segment: number, v: Pa
     case 17: {
       if (p + 8 > end) return Decode.TRUNCATED_TRANSPORT;
       if (segment < 8) return Decode.BAD_TRANSPORT;
+      const dport = be16(b, p + 2);
+      // VXLAN (4789) and Geneve (6081) carry Ethernet frames: the flow is the inner one.
+      // Only when the header is well-formed and an IP packet follows: other traffic may use
+      // these ports too.
+      if ((dport === 4789 || dport === 6081) && depth < MAX_TUNNELS && p + 16 + 14 + 20 <= end) {
+        const q = p + 8;
+        const vx = dport === 4789;
+        const hdr = vx ? 8 : 8 + (b[q] & 0x3f) * 4;
+        const proto = vx ? 0x6558 : be16(b, q + 2);
+        const header = vx
+          ? b[q] === 0x08 && b[q + 1] === 0 && b[q + 2] === 0 && b[q + 3] === 0 && b[q + 7] === 0
+          : b[q] >> 6 === 0 && proto === 0x6558;
+        const e = q + hdr;
+        const ok = header && e + 15 <= end && isIpAfterEthernet(b, e);
+        if (ok) {
+          depth++;
+          v.tunnel = dport;
+          return inner(b, e, Math.min(end, p + segment), proto, v);
+        }
+      }
       v.srcPort = be16(b, p);
-      v.dstPort = be16(b, p + 2);
+      v.dstPort = dport;
       v.transportHeaderLength = 8;
       v.payloadLength = segment - 8;
       return Decode.OK;
@@ -350,9 +383,41 @@ function transport(b: Uint8Array, p: number, end: number, segment: number, v: Pa
       v.payloadLength = segment - v.transportHeaderLength;
       return Decode.OK;
     }
-    default:
-      v.transportHeaderLength = 0;
-      v.payloadLength = Math.max(0, segment);
-      return Decode.OTHER_TRANSPORT;
+    case 47: {
+      // GRE (version 0): optional checksum, key and sequence words, then the inner protocol.
+      if (p + 4 > end) return Decode.TRUNCATED_TRANSPORT;
+      const flags = b[p];
+      if ((b[p + 1] & 0x07) !== 0 || depth >= MAX_TUNNELS) break;
+      const hdr = 4 + (flags & 0x80 ? 4 : 0) + (flags & 0x20 ? 4 : 0) + (flags & 0x10 ? 4 : 0);
+      if (p + hdr > end) return Decode.TRUNCATED_TRANSPORT;
+      depth++;
+      v.tunnel = 47;
+      return inner(b, p + hdr, Math.min(end, p + segment), be16(b, p + 2), v);
+    }
   }
+  v.transportHeaderLength = 0;
+  v.payloadLength = Math.max(0, segment);
+  return Decode.OTHER_TRANSPORT;
+}
+
+/** An Ethernet header at b[e] announcing IPv4/IPv6 whose version nibble agrees. */
+function isIpAfterEthernet(b: Uint8Array, e: number): boolean {
+  const t = be16(b, e + 12);
+  const ver = b[e + 14] >> 4;
+  return (t === 0x0800 && ver === 4) || (t === 0x86dd && ver === 6);
+}
+
+/** A tunnel's payload: an EtherType-typed packet, or (0x6558) a whole Ethernet frame. */
+function inner(b: Uint8Array, p: number, end: number, proto: number, v: PacketView): number {
+  const tunnel = v.tunnel;
+  if (proto === 0x6558) {
+    if (p + 14 > end) return Decode.TRUNCATED_LINK;
+    proto = be16(b, p + 12);
+    p += 14;
+  }
+  if (proto !== 0x0800 && proto !== 0x86dd && proto !== 0x8100 && proto !== 0x88a8 && proto !== 0x8847)
+    return Decode.OTHER_TRANSPORT;
+  const r = network(b, p, end, proto, v);
+  v.tunnel = tunnel;
+  return r;
 }
