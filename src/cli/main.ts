@@ -535,6 +535,8 @@ Examples:
     .option('-o, --output <file>', 'write results to a file instead of stdout')
     .option('-q, --quiet', 'no progress bar or warnings');
   addIngestOptions(detectCmd);
+  // Packet captures are metered into flows first.
+  withMeterOptions(detectCmd);
   detectCmd.addHelpText(
     'after',
     `
@@ -597,6 +599,7 @@ Examples:
         all: o.format !== 'table' && o.all,
         topFeatures: o.features,
         onFlow,
+        meter: meterOptions(o),
         onProgress: (b) => progress.update(b, total),
       }).finally(() => progress.stop());
       if (!o.quiet) process.stderr.write(`${renderCaptureTotals(cs.capture)}\n`);
