@@ -698,10 +698,10 @@ Examples:
       ).finally(() => progress.stop());
       out.write(pending);
       if (o.output) await new Promise<void>((res) => (out as WriteStream).end(() => res()));
-      if (!o.quiet) {
-        process.stderr.write(`${renderCaptureTotals(result)}\n`);
-      }
-      if (result.files.some((f) => f.error))
+      const failed = result.files.some((f) => f.error);
+      // The totals say where a damaged capture stopped, so they are shown then even with --quiet.
+      if (!o.quiet || failed) process.stderr.write(`${renderCaptureTotals(result)}\n`);
+      if (failed)
         throw new UserError(
           'some captures could not be read to their end (see the table above); their flows up to that point were written',
         );

@@ -23,9 +23,6 @@ export type FlowColumn = (typeof FLOW_COLUMNS)[number];
 /** Index of each column in FLOW_COLUMNS. */
 export const COL = Object.fromEntries(FLOW_COLUMNS.map((c, i) => [c, i])) as Record<FlowColumn, number>;
 
-/** Columns of the first seven (identifiers) hold text or integers; the rest are numbers. */
-export const FIRST_FEATURE = COL['Flow Duration'];
-
 /** Columns the original CICFlowMeter (MachineLearningCVE) does not have. */
 const NOT_IN_ORIGINAL = new Set([
   'Fwd RST Flags',

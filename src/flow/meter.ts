@@ -74,7 +74,8 @@ export interface FlowMeterStats {
 }
 
 // Accumulator fields of a flow, at these offsets in its stride of the accumulator array.
-// Direction-dependent ones come in pairs (…F, …B); statistics blocks are N, Mean, M2, Min, Max.
+// Direction-dependent ones come in adjacent pairs (…F then …B: the code relies on it);
+// statistics blocks are N, Mean, M2, Min, Max.
 enum X {
   first,
   last,
@@ -427,17 +428,14 @@ export class FlowMeter {
     }
     const fwd = (this.fwdIsA[s] === 1) === srcIsA;
     this.update(s, tsUs, v, fwd);
-    const page = this.pages[s >>> PAGE_BITS];
-    if (fwd) page[(s & PAGE_MASK) * NF + X.wireF] += wireLen;
-    else page[(s & PAGE_MASK) * NF + X.wireB] += wireLen;
+    this.pages[s >>> PAGE_BITS][(s & PAGE_MASK) * NF + X.wireF + (fwd ? 0 : 1)] += wireLen;
     // TCP termination.
     if (v.protocol === 6) {
       const d = this.pages[s >>> PAGE_BITS];
       const b = (s & PAGE_MASK) * NF;
       if (v.tcpFlags & TCP_RST) this.finish(s, 'rst');
       else if (v.tcpFlags & TCP_FIN) {
-        if (fwd) d[b + X.finF] = 1;
-        else d[b + X.finB] = 1;
+        d[b + X.finF + (fwd ? 0 : 1)] = 1;
       } else if (d[b + X.finF] && d[b + X.finB]) this.finish(s, 'fin');
     }
     if ((this.stats.packets & 1023) === 0) this.advance(tsUs);
@@ -530,47 +528,30 @@ export class FlowMeter {
       d[b + X.icmpType] = v.icmpType;
       d[b + X.icmpCode] = v.icmpCode;
     }
+    // Per direction: every …F field is followed by its …B twin, so `o` selects the direction.
+    const o = b + (fwd ? 0 : 1);
+    const k = d[o + X.pktsF];
+    if (k === 0 && !fwd) d[b + X.firstB] = ts;
+    if (k > 0) {
+      const iat = ts - d[o + X.lastF];
+      welford(d, o + X.iatMeanF, o + X.iatM2F, k - 1, iat);
+      if (iat < d[o + X.iatMinF]) d[o + X.iatMinF] = iat;
+      if (iat > d[o + X.iatMaxF]) d[o + X.iatMaxF] = iat;
+    }
+    welford(d, o + X.lenMeanF, o + X.lenM2F, k, len);
+    if (len < d[o + X.lenMinF]) d[o + X.lenMinF] = len;
+    if (len > d[o + X.lenMaxF]) d[o + X.lenMaxF] = len;
+    d[o + X.pktsF] = k + 1;
+    d[o + X.bytesF] += len;
+    d[o + X.lastF] = ts;
+    d[o + X.hdrF] += hdr;
+    if (flags & TCP_PSH) d[o + X.pshF]++;
+    if (flags & TCP_URG) d[o + X.urgF]++;
+    if (flags & TCP_RST) d[o + X.rstF]++;
+    if (v.protocol === 6 && d[o + X.winF] < 0) d[o + X.winF] = v.tcpWindow;
     if (fwd) {
-      const k = d[b + X.pktsF];
-      if (k > 0) {
-        const iat = ts - d[b + X.lastF];
-        welford(d, b + X.iatMeanF, b + X.iatM2F, k - 1, iat);
-        if (iat < d[b + X.iatMinF]) d[b + X.iatMinF] = iat;
-        if (iat > d[b + X.iatMaxF]) d[b + X.iatMaxF] = iat;
-      }
-      welford(d, b + X.lenMeanF, b + X.lenM2F, k, len);
-      if (len < d[b + X.lenMinF]) d[b + X.lenMinF] = len;
-      if (len > d[b + X.lenMaxF]) d[b + X.lenMaxF] = len;
-      d[b + X.pktsF] = k + 1;
-      d[b + X.bytesF] += len;
-      d[b + X.lastF] = ts;
-      d[b + X.hdrF] += hdr;
       if (hdr < d[b + X.hdrMinF]) d[b + X.hdrMinF] = hdr;
       if (len >= 1) d[b + X.actDataF]++;
-      if (flags & TCP_PSH) d[b + X.pshF]++;
-      if (flags & TCP_URG) d[b + X.urgF]++;
-      if (flags & TCP_RST) d[b + X.rstF]++;
-      if (v.protocol === 6 && d[b + X.winF] < 0) d[b + X.winF] = v.tcpWindow;
-    } else {
-      const k = d[b + X.pktsB];
-      if (k === 0) d[b + X.firstB] = ts;
-      if (k > 0) {
-        const iat = ts - d[b + X.lastB];
-        welford(d, b + X.iatMeanB, b + X.iatM2B, k - 1, iat);
-        if (iat < d[b + X.iatMinB]) d[b + X.iatMinB] = iat;
-        if (iat > d[b + X.iatMaxB]) d[b + X.iatMaxB] = iat;
-      }
-      welford(d, b + X.lenMeanB, b + X.lenM2B, k, len);
-      if (len < d[b + X.lenMinB]) d[b + X.lenMinB] = len;
-      if (len > d[b + X.lenMaxB]) d[b + X.lenMaxB] = len;
-      d[b + X.pktsB] = k + 1;
-      d[b + X.bytesB] += len;
-      d[b + X.lastB] = ts;
-      d[b + X.hdrB] += hdr;
-      if (flags & TCP_PSH) d[b + X.pshB]++;
-      if (flags & TCP_URG) d[b + X.urgB]++;
-      if (flags & TCP_RST) d[b + X.rstB]++;
-      if (v.protocol === 6 && d[b + X.winB] < 0) d[b + X.winB] = v.tcpWindow;
     }
     this.bulk(s, ts, len, fwd);
   }
@@ -583,77 +564,31 @@ export class FlowMeter {
     if (len <= 0) return;
     const d = this.pages[s >>> PAGE_BITS];
     const b = (s & PAGE_MASK) * NF;
-    if (fwd)
-      this.bulkRun(
-        d,
-        b,
-        ts,
-        len,
-        d[b + X.bsLastB],
-        X.bsStartF,
-        X.bsLastF,
-        X.bsPktsF,
-        X.bsBytesF,
-        X.bulkCountF,
-        X.bulkPktsF,
-        X.bulkBytesF,
-        X.bulkDurF,
-      );
-    else
-      this.bulkRun(
-        d,
-        b,
-        ts,
-        len,
-        d[b + X.bsLastF],
-        X.bsStartB,
-        X.bsLastB,
-        X.bsPktsB,
-        X.bsBytesB,
-        X.bulkCountB,
-        X.bulkPktsB,
-        X.bulkBytesB,
-        X.bulkDurB,
-      );
-  }
-
-  private bulkRun(
-    d: Float64Array,
-    b: number,
-    ts: number,
-    len: number,
-    otherLast: number,
-    start: number,
-    last: number,
-    pk: number,
-    by: number,
-    cnt: number,
-    bp: number,
-    bb: number,
-    bd: number,
-  ): void {
+    // This direction's fields at o (…F, or the …B twin after it); the other direction's at b + other.
+    const o = b + (fwd ? 0 : 1);
+    const other = b + (fwd ? 1 : 0);
     // A data packet the other way since this run began breaks it.
-    if (d[b + pk] > 0 && otherLast > d[b + start]) d[b + pk] = 0;
-    if (d[b + pk] === 0 || ts - d[b + last] > this.o.bulkGapUs) {
-      d[b + start] = ts;
-      d[b + last] = ts;
-      d[b + pk] = 1;
-      d[b + by] = len;
+    if (d[o + X.bsPktsF] > 0 && d[other + X.bsLastF] > d[o + X.bsStartF]) d[o + X.bsPktsF] = 0;
+    if (d[o + X.bsPktsF] === 0 || ts - d[o + X.bsLastF] > this.o.bulkGapUs) {
+      d[o + X.bsStartF] = ts;
+      d[o + X.bsLastF] = ts;
+      d[o + X.bsPktsF] = 1;
+      d[o + X.bsBytesF] = len;
       return;
     }
-    d[b + pk]++;
-    d[b + by] += len;
-    if (d[b + pk] === 4) {
-      d[b + cnt]++;
-      d[b + bp] += 4;
-      d[b + bb] += d[b + by];
-      d[b + bd] += ts - d[b + start];
-    } else if (d[b + pk] > 4) {
-      d[b + bp]++;
-      d[b + bb] += len;
-      d[b + bd] += ts - d[b + last];
+    const pk = ++d[o + X.bsPktsF];
+    d[o + X.bsBytesF] += len;
+    if (pk === 4) {
+      d[o + X.bulkCountF]++;
+      d[o + X.bulkPktsF] += 4;
+      d[o + X.bulkBytesF] += d[o + X.bsBytesF];
+      d[o + X.bulkDurF] += ts - d[o + X.bsStartF];
+    } else if (pk > 4) {
+      d[o + X.bulkPktsF]++;
+      d[o + X.bulkBytesF] += len;
+      d[o + X.bulkDurF] += ts - d[o + X.bsLastF];
     }
-    d[b + last] = ts;
+    d[o + X.bsLastF] = ts;
   }
 
   private finish(s: number, reason: FlowRow['reason']): void {

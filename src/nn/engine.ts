@@ -239,11 +239,6 @@ export class Engine {
     }
     return ptr;
   }
-
-  /** Bytes of memory in use. */
-  get used(): number {
-    return this.top;
-  }
 }
 
 function align(n: number): number {

@@ -53,6 +53,47 @@ export interface FitResult {
   stoppedEarly: boolean;
 }
 
+/** The training hyper-parameters every neural detector exposes (and saves in its manifest). */
+export interface TrainingParams {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  validationFraction: number;
+  patience: number;
+  seed: number;
+}
+
+export const DEFAULT_TRAINING: TrainingParams = {
+  epochs: 100,
+  batchSize: DEFAULT_FIT.batchSize,
+  lr: DEFAULT_FIT.lr,
+  weightDecay: 0,
+  validationFraction: DEFAULT_FIT.validationFraction,
+  patience: DEFAULT_FIT.patience,
+  seed: 42,
+};
+
+/** Loop options from a detector's parameters, reporting each epoch to `onProgress`. */
+export function fitOptionsFor(
+  p: TrainingParams & { noise?: number },
+  batchSize: number,
+  onProgress?: (done: number, total: number, note: string) => void,
+): FitOptions {
+  return {
+    ...DEFAULT_FIT,
+    epochs: p.epochs,
+    batchSize,
+    lr: p.lr,
+    weightDecay: p.weightDecay,
+    noise: p.noise ?? 0,
+    validationFraction: p.validationFraction,
+    patience: p.patience,
+    seed: p.seed,
+    onEpoch: (e) => onProgress?.(e.epoch, p.epochs, epochNote(e)),
+  };
+}
+
 export class TrainingError extends Error {}
 
 /** Short progress text of an epoch: training and validation loss. */

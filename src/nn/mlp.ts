@@ -140,11 +140,6 @@ export class Mlp {
   /** Kernel random state for dropout (0 without dropout layers). */
   private rng: number;
 
-  /** Reseeds the dropout draws. */
-  seedDropout(seed: number): void {
-    if (this.rng) this.rng = this.engine.rngState(seed);
-  }
-
   get outDim(): number {
     return this.layers[this.layers.length - 1].outDim;
   }

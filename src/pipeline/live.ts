@@ -91,7 +91,7 @@ export class LiveCapture {
       // An empty stream (tcpdump refused the interface) is reported through tcpdump's own words.
       error:
         r.packets === 0 && r.error
-          ? { offset: 0, reason: stderr.trim().split('\n').pop() ?? r.error.reason }
+          ? { offset: 0, reason: stderr.split('\n').find((l) => l.startsWith('tcpdump:')) ?? r.error.reason }
           : null,
       tcpdump: stderr.trim(),
     };

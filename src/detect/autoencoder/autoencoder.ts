@@ -6,12 +6,18 @@
  * linear code and output; optionally denoising (Gaussian input noise while training).
  */
 import type { ActName, Tensor } from '../../nn/engine.js';
-import { DEFAULT_FIT, type EpochReport, epochNote, type FitOptions, fitAutoencoder } from '../../nn/fit.js';
+import {
+  DEFAULT_TRAINING,
+  type EpochReport,
+  fitAutoencoder,
+  fitOptionsFor,
+  type TrainingParams,
+} from '../../nn/fit.js';
 import { type LayerSpec, Mlp } from '../../nn/mlp.js';
 import { mlpToOnnx, OrtRuntime } from '../../nn/onnx.js';
 import { type Detector, type Matrix, registerDetector, type WeightArray, withDefaults } from '../detector.js';
 
-export interface AutoencoderParams {
+export interface AutoencoderParams extends TrainingParams {
   /** Encoder widths, the last one being the code (bottleneck); the decoder mirrors them. */
   layers: number[];
   activation: ActName;
@@ -19,29 +25,17 @@ export interface AutoencoderParams {
   residual: boolean;
   /** Dropout rate after each hidden layer while training. */
   dropout: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  weightDecay: number;
+  /** Standard deviation of Gaussian input noise while training (denoising). */
   noise: number;
-  validationFraction: number;
-  patience: number;
-  seed: number;
 }
 
 export const DEFAULT_AUTOENCODER: AutoencoderParams = {
+  ...DEFAULT_TRAINING,
   layers: [64, 32, 16],
   activation: 'relu',
   residual: false,
   dropout: 0,
-  epochs: 100,
-  batchSize: DEFAULT_FIT.batchSize,
-  lr: DEFAULT_FIT.lr,
-  weightDecay: 0,
   noise: 0,
-  validationFraction: DEFAULT_FIT.validationFraction,
-  patience: DEFAULT_FIT.patience,
-  seed: 42,
 };
 
 /** Rows scored per kernel call. */
@@ -94,18 +88,7 @@ export class Autoencoder implements Detector {
     const bs = Math.max(1, Math.min(this.p.batchSize, x.rows));
     const trainer = new Mlp(x.cols, specs, bs);
     trainer.init(this.p.seed);
-    const fit: FitOptions = {
-      ...DEFAULT_FIT,
-      epochs: this.p.epochs,
-      batchSize: bs,
-      lr: this.p.lr,
-      weightDecay: this.p.weightDecay,
-      noise: this.p.noise,
-      validationFraction: this.p.validationFraction,
-      patience: this.p.patience,
-      seed: this.p.seed,
-      onEpoch: (e) => this.onFitProgress?.(e.epoch, this.p.epochs, epochNote(e)),
-    };
+    const fit = fitOptionsFor(this.p, bs, this.onFitProgress);
     const r = fitAutoencoder(trainer, x.data, x.rows, fit);
     this.history = r.epochs;
     this.bestEpoch = r.bestEpoch;

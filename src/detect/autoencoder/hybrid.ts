@@ -11,47 +11,20 @@
 import { Rng } from '../../core/rng.js';
 import type { FeatureSchema } from '../../features/pipeline.js';
 import type { ActName, Engine, Tensor } from '../../nn/engine.js';
-import { checkFinite, DEFAULT_FIT, type EpochReport, epochNote, fitLoop } from '../../nn/fit.js';
+import { checkFinite, type EpochReport, fitLoop, fitOptionsFor } from '../../nn/fit.js';
 import { type LayerSpec, Mlp } from '../../nn/mlp.js';
 import { hybridToOnnx, OrtRuntime } from '../../nn/onnx.js';
 import { type Detector, type Matrix, registerDetector, type WeightArray, withDefaults } from '../detector.js';
-import { autoencoderSpecs } from './autoencoder.js';
+import { type AutoencoderParams, autoencoderSpecs, DEFAULT_AUTOENCODER } from './autoencoder.js';
 
-export interface HybridParams {
-  layers: number[];
-  activation: ActName;
-  residual: boolean;
-  dropout: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  weightDecay: number;
-  noise: number;
-  validationFraction: number;
-  patience: number;
-  seed: number;
+export interface HybridParams extends AutoencoderParams {
   /** Weight of the continuous reconstruction error in loss and score. */
   contWeight: number;
   /** Weight of the categorical cross-entropy in loss and score. */
   catWeight: number;
 }
 
-export const DEFAULT_HYBRID: HybridParams = {
-  layers: [64, 32, 16],
-  activation: 'relu',
-  residual: false,
-  dropout: 0,
-  epochs: 100,
-  batchSize: DEFAULT_FIT.batchSize,
-  lr: DEFAULT_FIT.lr,
-  weightDecay: 0,
-  noise: 0,
-  validationFraction: DEFAULT_FIT.validationFraction,
-  patience: DEFAULT_FIT.patience,
-  seed: 42,
-  contWeight: 1,
-  catWeight: 1,
-};
+export const DEFAULT_HYBRID: HybridParams = { ...DEFAULT_AUTOENCODER, contWeight: 1, catWeight: 1 };
 
 /** Where each kind of column sits in the pipeline's output, and the categorical cardinalities. */
 export interface HybridLayout {
@@ -326,17 +299,7 @@ export class HybridAutoencoder implements Detector {
           return trainer.loss(m, w, train);
         },
       },
-      {
-        ...DEFAULT_FIT,
-        epochs: this.p.epochs,
-        batchSize: bs,
-        lr: this.p.lr,
-        weightDecay: this.p.weightDecay,
-        validationFraction: this.p.validationFraction,
-        patience: this.p.patience,
-        seed: this.p.seed,
-        onEpoch: (ep) => this.onFitProgress?.(ep.epoch, this.p.epochs, epochNote(ep)),
-      },
+      fitOptionsFor(this.p, bs, this.onFitProgress),
     );
     this.history = r.epochs;
     this.bestEpoch = r.bestEpoch;

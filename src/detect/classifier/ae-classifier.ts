@@ -13,7 +13,14 @@
  * stands out.
  */
 import type { ActName, Tensor } from '../../nn/engine.js';
-import { checkFinite, DEFAULT_FIT, type EpochReport, epochNote, fitLoop } from '../../nn/fit.js';
+import {
+  checkFinite,
+  DEFAULT_TRAINING,
+  type EpochReport,
+  fitLoop,
+  fitOptionsFor,
+  type TrainingParams,
+} from '../../nn/fit.js';
 import { type LayerSpec, Mlp } from '../../nn/mlp.js';
 import { aeClassifierToOnnx, OrtRuntime } from '../../nn/onnx.js';
 import { type Detector, type Matrix, registerDetector, type WeightArray, withDefaults } from '../detector.js';
@@ -25,7 +32,7 @@ import {
   softmaxT,
 } from './temperature.js';
 
-export interface AeClassifierParams {
+export interface AeClassifierParams extends TrainingParams {
   /** Encoder widths, the last being the code; the decoder mirrors them. */
   layers: number[];
   /** Hidden widths of the classifier head on the code. */
@@ -33,29 +40,17 @@ export interface AeClassifierParams {
   activation: ActName;
   /** Weight of the cross-entropy against the reconstruction MSE. */
   ceWeight: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  weightDecay: number;
+  /** Standard deviation of Gaussian input noise while training. */
   noise: number;
-  validationFraction: number;
-  patience: number;
-  seed: number;
 }
 
 export const DEFAULT_AE_CLASSIFIER: AeClassifierParams = {
+  ...DEFAULT_TRAINING,
   layers: [64, 32, 16],
   headLayers: [32],
   activation: 'relu',
   ceWeight: 1,
-  epochs: 100,
-  batchSize: DEFAULT_FIT.batchSize,
-  lr: DEFAULT_FIT.lr,
-  weightDecay: 0,
   noise: 0,
-  validationFraction: DEFAULT_FIT.validationFraction,
-  patience: DEFAULT_FIT.patience,
-  seed: 42,
 };
 
 const SCORE_BATCH = 4096;
@@ -217,17 +212,7 @@ export class AeClassifier implements Detector {
           return lr + w * lc;
         },
       },
-      {
-        ...DEFAULT_FIT,
-        epochs: this.p.epochs,
-        batchSize: bs,
-        lr: this.p.lr,
-        weightDecay: this.p.weightDecay,
-        validationFraction: this.p.validationFraction,
-        patience: this.p.patience,
-        seed: this.p.seed,
-        onEpoch: (ep) => this.onFitProgress?.(ep.epoch, this.p.epochs, epochNote(ep)),
-      },
+      fitOptionsFor(this.p, bs, this.onFitProgress),
     );
     this.history = r.epochs;
     this.bestEpoch = r.bestEpoch;

@@ -9,7 +9,14 @@
  * log-likelihood; the expected calibration error (15 confidence bins) is kept before and after.
  */
 import type { ActName } from '../../nn/engine.js';
-import { checkFinite, DEFAULT_FIT, type EpochReport, epochNote, fitLoop } from '../../nn/fit.js';
+import {
+  checkFinite,
+  DEFAULT_TRAINING,
+  type EpochReport,
+  fitLoop,
+  fitOptionsFor,
+  type TrainingParams,
+} from '../../nn/fit.js';
 import { type LayerSpec, Mlp } from '../../nn/mlp.js';
 import { classifierToOnnx, OrtRuntime } from '../../nn/onnx.js';
 import { type Detector, type Matrix, registerDetector, type WeightArray, withDefaults } from '../detector.js';
@@ -21,30 +28,17 @@ import {
   softmaxT,
 } from './temperature.js';
 
-export interface MlpParams {
+export interface MlpParams extends TrainingParams {
   layers: number[];
   activation: ActName;
   dropout: number;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  weightDecay: number;
-  validationFraction: number;
-  patience: number;
-  seed: number;
 }
 
 export const DEFAULT_MLP: MlpParams = {
+  ...DEFAULT_TRAINING,
   layers: [64, 32],
   activation: 'relu',
   dropout: 0,
-  epochs: 100,
-  batchSize: DEFAULT_FIT.batchSize,
-  lr: DEFAULT_FIT.lr,
-  weightDecay: 0,
-  validationFraction: DEFAULT_FIT.validationFraction,
-  patience: DEFAULT_FIT.patience,
-  seed: 42,
 };
 
 const SCORE_BATCH = 4096;
@@ -121,17 +115,7 @@ export class MlpClassifier implements Detector {
           return loss;
         },
       },
-      {
-        ...DEFAULT_FIT,
-        epochs: this.p.epochs,
-        batchSize: bs,
-        lr: this.p.lr,
-        weightDecay: this.p.weightDecay,
-        validationFraction: this.p.validationFraction,
-        patience: this.p.patience,
-        seed: this.p.seed,
-        onEpoch: (ep) => this.onFitProgress?.(ep.epoch, this.p.epochs, epochNote(ep)),
-      },
+      fitOptionsFor(this.p, bs, this.onFitProgress),
     );
     this.history = r.epochs;
     this.bestEpoch = r.bestEpoch;
