@@ -154,9 +154,11 @@ export class Mlp {
     return this.layers[this.layers.length - 1].dy;
   }
 
+  /** Initialises the weights from `seed`; the dropout draws follow the same seed. */
   init(seed: number): void {
     const rng = new Rng(seed);
     for (const l of this.layers) l.init(rng);
+    if (this.rng) this.rng = this.engine.rngState(seed ^ 0x5eed);
   }
 
   /**
