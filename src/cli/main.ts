@@ -46,6 +46,7 @@ import {
   table,
 } from './format.js';
 import { Progress } from './progress.js';
+import { addServeCommand } from './serve.js';
 
 /** Splits repeated and comma-separated values: `--drop a,b --drop c` → [a, b, c]. */
 function list(value: string, previous: string[] = []): string[] {
@@ -879,6 +880,8 @@ Example:
         `${o.onnx}: ONNX graph of ${model.id} (${int(bytes.length)} bytes), input features [N, ${model.pipeline.width}], threshold ${model.threshold}\n`,
       );
     });
+
+  addServeCommand(program);
 
   return program;
 }

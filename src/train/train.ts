@@ -215,6 +215,72 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
   if (fitRows.n < 2) throw new UserError(`only ${fitRows.n} benign training row(s); need at least 2`);
 
+  const model = fitModel(fitRows, calRows, {
+    detector: opts.detector,
+    detectorParams: opts.detectorParams,
+    threshold: opts.threshold,
+    seed: opts.seed,
+    features: opts.features,
+    onPhase: opts.onPhase,
+    onFitProgress: opts.onFitProgress,
+    ingest: {
+      label: opts.ingest.label,
+      benign: opts.ingest.benign,
+      drop: opts.ingest.drop,
+      keep: opts.ingest.keep,
+      categorical: opts.ingest.categorical,
+      header: opts.ingest.header,
+    },
+    training: {
+      files: reader.files.map((f, i) => ({
+        name: basename(f.file),
+        bytes: f.bytes,
+        fingerprint: fingerprints[i],
+        sha256: f.sha256,
+        trainingRows: perFileRows[i],
+      })),
+      split: opts.split,
+      candidateRows: candidates,
+      calibrationFraction: opts.calibrationFraction,
+      labelCounts,
+    },
+    startedAt: t0,
+  });
+  if (opts.out) {
+    opts.onPhase?.('saving');
+    model.save(opts.out);
+  }
+  return { model, reader };
+}
+
+export interface FitOptions {
+  detector: string;
+  detectorParams: Record<string, unknown>;
+  threshold: string;
+  seed: number;
+  features: Partial<FeatureOptions>;
+  onPhase?: (phase: string) => void;
+  onFitProgress?: (done: number, total: number, note: string) => void;
+  ingest: Manifest['ingest'];
+  /** What the manifest records of the training data; row counts and seconds are filled in. */
+  training: Omit<Manifest['training'], 'supervised' | 'fitRows' | 'calibrationRows' | 'seconds'>;
+  /** performance.now() when the job started (for the recorded training time). */
+  startedAt?: number;
+}
+
+/**
+ * Fits the feature pipeline and the detector on rows already in memory, calibrates the threshold
+ * on `calRows` (their benign rows, for supervised detectors) and returns the model, unsaved.
+ * Used by `train` and by the service's learn-then-detect default.
+ */
+export function fitModel(
+  fitRows: Rows & { labels: string[] },
+  calRows: Rows & { labels: string[] },
+  opts: FitOptions,
+): Model {
+  const t0 = opts.startedAt ?? performance.now();
+  const factory = detectorFactory(opts.detector);
+  const supervised = factory.supervised === true;
   opts.onPhase?.('fitting');
   const features = factory.encoding ? { ...opts.features, encoding: factory.encoding } : opts.features;
   const pipeline = FeaturePipeline.fit(fitRows, features);
@@ -255,29 +321,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     detector: { kind: opts.detector, params: {}, weights: { file: '', sha256: '', bytes: 0, arrays: [] } },
     features: pipeline.schema,
     threshold,
-    ingest: {
-      label: opts.ingest.label,
-      benign: opts.ingest.benign,
-      drop: opts.ingest.drop,
-      keep: opts.ingest.keep,
-      categorical: opts.ingest.categorical,
-      header: opts.ingest.header,
-    },
+    ingest: opts.ingest,
     training: {
-      files: reader.files.map((f, i) => ({
-        name: basename(f.file),
-        bytes: f.bytes,
-        fingerprint: fingerprints[i],
-        sha256: f.sha256,
-        trainingRows: perFileRows[i],
-      })),
-      split: opts.split,
+      ...opts.training,
       supervised: supervised || undefined,
-      candidateRows: candidates,
       fitRows: fitRows.n,
       calibrationRows: calRows.n,
-      calibrationFraction: opts.calibrationFraction,
-      labelCounts,
       seconds: 0,
     },
     calibration: {
@@ -297,12 +346,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     for (let j = 0; j < c.length; j++) baseline[j] += c[j] / nBase;
   }
   manifest.explainBaseline = Array.from(baseline, (v) => Number(v.toPrecision(6)));
-  const model = new Model(manifest, detector, pipeline);
-  if (opts.out) {
-    opts.onPhase?.('saving');
-    model.save(opts.out);
-  }
-  return { model, reader };
+  return new Model(manifest, detector, pipeline);
 }
 
 function mapLayout(

@@ -1,0 +1,199 @@
+/**
+ * `nadir serve`: the detection service. Zero configuration: 127.0.0.1:8080, data in
+ * ./nadir-data (embedded DuckDB, model registry, API key, alert log), learn-then-detect until a
+ * model is activated. Flags, then environment variables, then a JSON config file set the rest.
+ * SIGINT/SIGTERM: stop accepting, finish requests in flight, commit everything accepted, exit 0.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { type Command, InvalidArgumentError } from 'commander';
+import { UserError } from '../core/diagnostics.js';
+import { buildServer } from '../server/app.js';
+import { openStore } from '../store/open.js';
+
+interface ServeFile {
+  server?: {
+    host?: string;
+    port?: number;
+    dataDir?: string;
+    databaseUrl?: string;
+    apiKeys?: string[];
+    readsRequireAuth?: boolean;
+    bodyLimit?: number;
+    maxBatch?: number;
+    rateLimit?: number;
+    model?: string;
+  };
+  /** Initial service configuration (see GET /api/v1/config); used when the store has none. */
+  config?: Record<string, unknown>;
+}
+
+function intArg(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function readConfigFile(path: string): ServeFile {
+  if (!existsSync(path)) throw new UserError(`--config ${path}: no such file`, undefined, 2);
+  try {
+    const v = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('not a JSON object');
+    const extra = Object.keys(v).filter((k) => k !== 'server' && k !== 'config');
+    if (extra.length)
+      throw new Error(`unknown section(s) ${extra.join(', ')}; expected "server" and "config"`);
+    return v as ServeFile;
+  } catch (e) {
+    throw new UserError(`--config ${path}: ${(e as Error).message}`, 'see docs/serve.md for the format', 2);
+  }
+}
+
+/** The API key of a zero-config server: `<data dir>/api-key`, made on first start (mode 0600). */
+export function ensureApiKey(dataDir: string): { key: string; path: string; created: boolean } {
+  const path = join(dataDir, 'api-key');
+  if (existsSync(path)) return { key: readFileSync(path, 'utf8').trim(), path, created: false };
+  const key = `nadir_${randomBytes(24).toString('base64url')}`;
+  writeFileSync(path, `${key}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return { key, path, created: true };
+}
+
+export function addServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the detection service: REST API, store, alerts (no configuration needed)')
+    .option('--host <addr>', 'address to listen on (env NADIR_HOST)', process.env.NADIR_HOST)
+    .option('--port <n>', 'port; 0 picks a free one (env NADIR_PORT)', intArg('--port', 0, 65535))
+    .option('--data-dir <dir>', 'where the embedded database, models and API key live (env NADIR_DATA_DIR)')
+    .option('--database-url <url>', 'use PostgreSQL instead of the embedded DuckDB (env DATABASE_URL)')
+    .option('--model <dir>', 'import this model bundle into the registry and activate it')
+    .option('--api-key <key...>', 'API key(s) accepted for writes (env NADIR_API_KEYS, comma-separated)')
+    .option('--reads-require-auth', 'require an API key for reads too')
+    .option('--body-limit <bytes>', 'largest request body', intArg('--body-limit', 1024, 1 << 30))
+    .option('--max-batch <n>', 'most records per request', intArg('--max-batch', 1, 1_000_000))
+    .option(
+      '--rate-limit <n>',
+      'requests per minute per API key (or address)',
+      intArg('--rate-limit', 1, 1e9),
+    )
+    .option('--config <file>', 'JSON file with "server" settings and an initial "config" (env NADIR_CONFIG)')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .addHelpText(
+      'after',
+      `
+With no flags: listens on http://127.0.0.1:8080, keeps its data in ./nadir-data (DuckDB), writes a
+new API key to ./nadir-data/api-key, and learns a baseline from the first flows it receives
+before it starts flagging anomalies. API docs at http://127.0.0.1:8080/docs.
+
+Examples:
+  nadir serve
+  nadir serve --model models/cic --port 9000
+  DATABASE_URL=postgres://nadir@db/nadir nadir serve --host 0.0.0.0
+  curl -H "Authorization: Bearer $(cat nadir-data/api-key)" -H 'content-type: application/json' \\
+       -d '{"records":[{"Flow Duration":1200,"Total Fwd Packet":3}]}' http://127.0.0.1:8080/api/v1/detect`,
+    )
+    .action(async (o) => {
+      const file = o.config ?? process.env.NADIR_CONFIG;
+      const fc = file ? readConfigFile(file) : {};
+      const s = fc.server ?? {};
+      const envPort = process.env.NADIR_PORT;
+      const port =
+        o.port ??
+        (envPort !== undefined ? intArg('NADIR_PORT', 0, 65535)(envPort) : undefined) ??
+        s.port ??
+        8080;
+      const host = o.host ?? s.host ?? '127.0.0.1';
+      const dataDir = resolve(o.dataDir ?? process.env.NADIR_DATA_DIR ?? s.dataDir ?? 'nadir-data');
+      const databaseUrl = o.databaseUrl ?? process.env.DATABASE_URL ?? s.databaseUrl;
+      try {
+        mkdirSync(dataDir, { recursive: true });
+      } catch (e) {
+        throw new UserError(`--data-dir ${dataDir}: cannot create it (${(e as Error).message})`);
+      }
+      let keys: string[] =
+        o.apiKey ?? process.env.NADIR_API_KEYS?.split(',').map((k) => k.trim()) ?? s.apiKeys ?? [];
+      keys = keys.filter(Boolean);
+      let keyNote = 'API keys from the command line/environment/config';
+      if (keys.length === 0) {
+        const k = ensureApiKey(dataDir);
+        keys = [k.key];
+        keyNote = `API key ${k.created ? 'created in' : 'in'} ${k.path}`;
+      }
+      if (keys.some((k) => k.length < 16))
+        throw new UserError(
+          'API keys must be at least 16 characters',
+          'generate one with `openssl rand -hex 24`',
+          2,
+        );
+
+      const store = await openStore({ dataDir, databaseUrl });
+      const level = String(o.logLevel);
+      const server = await buildServer({
+        store,
+        dataDir,
+        apiKeys: keys,
+        readsRequireAuth: o.readsRequireAuth ?? s.readsRequireAuth,
+        bodyLimit: o.bodyLimit ?? s.bodyLimit,
+        maxBatch: o.maxBatch ?? s.maxBatch,
+        rateLimit: o.rateLimit ?? s.rateLimit,
+        initialConfig: fc.config,
+        logger: { level, redact: ['req.headers.authorization'] },
+      });
+      const { app, service, registry } = server;
+      const modelDir = o.model ?? s.model;
+      if (modelDir) {
+        const rec = await registry.import(modelDir);
+        await service.activate(rec.id);
+      }
+      try {
+        await app.listen({ host, port });
+      } catch (e) {
+        await app.close();
+        const err = e as NodeJS.ErrnoException;
+        if (err.code === 'EADDRINUSE')
+          throw new UserError(`${host}:${port} is in use`, 'stop the other server or pick another --port');
+        throw new UserError(`cannot listen on ${host}:${port}: ${err.message}`);
+      }
+      const addr = app.server.address();
+      const bound = typeof addr === 'object' && addr ? addr.port : port;
+      const base = `http://${host.includes(':') ? `[${host}]` : host}:${bound}`;
+      const st = service.status();
+      const mode =
+        st.mode === 'detecting'
+          ? `model ${st.model}`
+          : st.mode === 'learning'
+            ? `learning a baseline from the first ${st.baseline?.needed} flows`
+            : 'no model (learning disabled)';
+      process.stderr.write(
+        `nadir serve: listening on ${base} (API docs ${base}/docs)\n` +
+          `  store: ${store.kind} ${store.location}\n  ${mode}\n  ${keyNote}\n`,
+      );
+      await new Promise<void>((done) => {
+        let stopping = false;
+        const stop = (sig: string) => {
+          if (stopping) {
+            process.stderr.write(`nadir serve: ${sig} again, exiting without waiting\n`);
+            process.exit(130);
+          }
+          stopping = true;
+          process.stderr.write(`nadir serve: ${sig}: finishing requests and committing what was accepted…\n`);
+          app.close().then(
+            () => {
+              process.stderr.write('nadir serve: stopped\n');
+              done();
+            },
+            (e) => {
+              process.stderr.write(`nadir serve: error while stopping: ${(e as Error).message}\n`);
+              done();
+            },
+          );
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+    });
+}

@@ -1,0 +1,201 @@
+/**
+ * JSON schemas of the API's requests and responses (TypeBox): they validate requests, drive the
+ * fast response serialiser, and generate `/api/v1/openapi.json`.
+ */
+import Type from 'typebox';
+
+export const ErrorT = Type.Object(
+  {
+    error: Type.String({ description: 'HTTP reason phrase' }),
+    message: Type.String({ description: 'What went wrong and what to do' }),
+    problems: Type.Optional(
+      Type.Array(
+        Type.Object({
+          path: Type.String({ description: 'JSON pointer into the request' }),
+          message: Type.String(),
+        }),
+      ),
+    ),
+  },
+  { $id: 'Error' },
+);
+
+const RecordT = Type.Object(
+  {},
+  {
+    additionalProperties: true,
+    description:
+      'A FlowRecord (`{ srcIp, dstIp, srcPort, dstPort, protocol, features: { "Flow Duration": … }, label }`) or a flat object of CIC-named columns (either CICFlowMeter flavour), see docs/records.md',
+  },
+);
+
+export const RecordsBodyT = Type.Object(
+  {
+    records: Type.Array(RecordT, {
+      description: 'Flow records; at most the server’s batch limit (default 10,000)',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export const LogEntriesBodyT = Type.Object(
+  {
+    log_entries: Type.Array(RecordT, { description: 'CIC-named rows; an `id` field is echoed back' }),
+  },
+  { additionalProperties: false },
+);
+
+const ContributionT = Type.Object({
+  feature: Type.String(),
+  value: Type.Union([Type.Number(), Type.String(), Type.Null()]),
+  typical: Type.Union([Type.Number(), Type.String(), Type.Null()]),
+  share: Type.Number(),
+});
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
+
+export const VerdictT = Type.Object({
+  id: Nullable(Type.Integer({ description: 'Prediction id in the store' })),
+  client_id: Type.Optional(Type.Union([Type.String(), Type.Number()])),
+  status: Type.String({ description: '`scored`, or `learning` while the baseline is being collected' }),
+  score: Nullable(Type.Number()),
+  threshold: Nullable(Type.Number()),
+  is_anomaly: Type.Boolean(),
+  threat_type: Nullable(Type.String()),
+  model: Nullable(Type.String()),
+  flow_id: Nullable(Type.String()),
+  src_ip: Nullable(Type.String()),
+  src_port: Nullable(Type.Integer()),
+  dst_ip: Nullable(Type.String()),
+  dst_port: Nullable(Type.Integer()),
+  protocol: Nullable(Type.Integer()),
+  contributions: Type.Optional(Type.Array(ContributionT)),
+});
+
+export const DetectResponseT = Type.Object({
+  model: Nullable(Type.String()),
+  status: Type.String({ description: '`detecting` or `learning`' }),
+  verdicts: Type.Array(VerdictT),
+});
+
+export const ThreatResponseT = Type.Object({
+  predictions: Type.Array(
+    Type.Object({
+      id: Type.Union([Type.String(), Type.Number()]),
+      threat_type: Type.String({ description: '`Benign`, the classifier’s threat type, or `Anomaly`' }),
+      score: Nullable(Type.Number()),
+      is_anomaly: Type.Boolean(),
+    }),
+  ),
+});
+
+export const PredictionT = Type.Object({
+  id: Type.Integer(),
+  ts: Type.String({ description: 'When it was scored (ISO 8601)' }),
+  source: Type.String(),
+  model: Nullable(Type.String()),
+  score: Nullable(Type.Number()),
+  threshold: Nullable(Type.Number()),
+  is_anomaly: Type.Boolean(),
+  threat_type: Nullable(Type.String()),
+  label: Nullable(Type.String()),
+  flow_id: Nullable(Type.String()),
+  src_ip: Nullable(Type.String()),
+  src_port: Nullable(Type.Integer()),
+  dst_ip: Nullable(Type.String()),
+  dst_port: Nullable(Type.Integer()),
+  protocol: Nullable(Type.Integer()),
+  flow_timestamp: Nullable(Type.String()),
+  contributions: Nullable(Type.Array(ContributionT)),
+  features: Nullable(Type.Record(Type.String(), Type.Number())),
+});
+
+export const PageOf = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
+  Type.Object({
+    items: Type.Array(item),
+    next_cursor: Nullable(Type.Integer({ description: 'Pass as `cursor` for the next (older) page' })),
+  });
+
+const TimeQuery = {
+  from: Type.Optional(Type.String({ description: 'Inclusive start: ISO 8601 or epoch milliseconds' })),
+  to: Type.Optional(Type.String({ description: 'Exclusive end: ISO 8601 or epoch milliseconds' })),
+  cursor: Type.Optional(Type.Integer({ minimum: 1, description: 'From a previous page’s `next_cursor`' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+};
+
+export const PredictionQueryT = Type.Object(
+  {
+    ...TimeQuery,
+    label: Type.Optional(Type.String({ maxLength: 200 })),
+    threat_type: Type.Optional(Type.String({ maxLength: 200 })),
+    model: Type.Optional(Type.String({ maxLength: 200 })),
+    min_score: Type.Optional(Type.Number()),
+    max_score: Type.Optional(Type.Number()),
+    src_ip: Type.Optional(Type.String({ maxLength: 64 })),
+    dst_ip: Type.Optional(Type.String({ maxLength: 64 })),
+    anomalies: Type.Optional(Type.Boolean({ description: 'Only anomalies' })),
+  },
+  { additionalProperties: false },
+);
+
+export const AlertQueryT = Type.Object(
+  {
+    ...TimeQuery,
+    status: Type.Optional(
+      Type.Union([Type.Literal('open'), Type.Literal('acked'), Type.Literal('resolved')]),
+    ),
+    severity: Type.Optional(
+      Type.Union([
+        Type.Literal('info'),
+        Type.Literal('low'),
+        Type.Literal('medium'),
+        Type.Literal('high'),
+        Type.Literal('critical'),
+      ]),
+    ),
+    rule: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+export const DeliveryT = Type.Object({
+  id: Type.Integer(),
+  channel: Type.String(),
+  kind: Type.String(),
+  attempt: Type.Integer(),
+  ok: Type.Boolean(),
+  detail: Type.String(),
+  ts: Type.String(),
+});
+
+export const AlertT = Type.Object({
+  id: Type.Integer(),
+  rule: Type.String(),
+  key: Type.String(),
+  severity: Type.String(),
+  status: Type.String(),
+  first_seen: Type.String(),
+  last_seen: Type.String(),
+  status_changed_at: Nullable(Type.String()),
+  count: Type.Integer(),
+  score: Type.Number(),
+  threshold: Type.Number(),
+  model: Nullable(Type.String()),
+  summary: Type.String(),
+  details: Type.Record(Type.String(), Type.Unknown()),
+  deliveries: Type.Array(DeliveryT),
+});
+
+export const ModelT = Type.Object({
+  id: Type.String(),
+  kind: Type.String(),
+  active: Type.Boolean(),
+  created_at: Type.String({ description: 'When it was trained' }),
+  registered_at: Type.String(),
+  threshold: Type.Number(),
+  fingerprint: Type.String({ description: 'Training data fingerprint(s)' }),
+  info: Type.Record(Type.String(), Type.Unknown(), { description: 'Training summary, metrics, parameters' }),
+});
+
+export const IdParamT = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+export const ModelIdParamT = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
