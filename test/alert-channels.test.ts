@@ -16,6 +16,7 @@ import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import {
   type AlertMessage,
   type AttemptReport,
+  alertDocument,
   alertText,
   type ChannelConfig,
   deliver,
@@ -597,7 +598,10 @@ describe('log', () => {
         ['nadir.alert', true, 2, 'critical'],
       ],
     );
-    assert.deepEqual(lines[0].alert, makeAlert({ id: 1 }));
+    // The REST API's alert document (snake_case, ISO times), without deliveries.
+    const { deliveries: _, ...doc } = alertDocument(makeAlert({ id: 1 }));
+    assert.deepEqual(lines[0].alert, doc);
+    assert.equal(lines[0].alert.first_seen, new Date(makeAlert({ id: 1 }).firstSeen).toISOString());
   });
 
   it('retries and fails when the path cannot be written', async () => {

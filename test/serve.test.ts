@@ -440,7 +440,12 @@ function apiSuite(name: string, open: () => Promise<Store | string>) {
           400,
           /Flow Duration/,
         ],
-        ['missing column', () => post('/detect', { records: [{ 'Flow Duration': 5 }] }), 400, /lacks column/],
+        [
+          'missing column',
+          () => post('/detect', { records: [{ 'Flow Duration': 5 }] }),
+          400,
+          /lacks \d+ column\(s\) the model needs: .*Total Fwd Packet/,
+        ],
         ['record not an object', () => post('/detect', { records: [42] }), 400, /\/records\/0/],
         [
           'missing auth',
@@ -484,6 +489,40 @@ function apiSuite(name: string, open: () => Promise<Store | string>) {
           /\/retention\/days/,
         ],
         ['unknown route', () => get('/nope'), 404, /no route/],
+        ['unknown route, POST without a key', () => post('/nope', '{}', {}), 404, /no route/],
+        [
+          'a rule with a wrong groupBy',
+          () =>
+            fetch(`${base}/api/v1/config`, {
+              method: 'PUT',
+              headers: auth,
+              body: JSON.stringify({
+                ...DEFAULT_CONFIG,
+                alerts: {
+                  ...DEFAULT_CONFIG.alerts,
+                  rules: [
+                    { name: 'r', type: 'count', k: 3, windowSeconds: 5, groupBy: 'host', severity: 'high' },
+                  ],
+                },
+              }),
+            }),
+          400,
+          /^invalid request: \/alerts\/rules\/0\/groupBy must be one of "none", "src", "dst", "pair"/,
+        ],
+        [
+          'a supervised learning detector',
+          () =>
+            fetch(`${base}/api/v1/config`, {
+              method: 'PUT',
+              headers: auth,
+              body: JSON.stringify({
+                ...DEFAULT_CONFIG,
+                learning: { ...DEFAULT_CONFIG.learning, detector: 'mlp' },
+              }),
+            }),
+          400,
+          /\/learning\/detector.*unsupervised/,
+        ],
       ];
       for (const [what, f, status, msg] of cases) {
         const res = await f();
@@ -594,6 +633,13 @@ describe('nadir serve learns a baseline when it has no model', () => {
     try {
       const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
       const rows = csvObjects(join(cic, 'BENIGN_5000.csv'), 600);
+      // A partial record first: the learned model must not be limited to its two columns.
+      const partial = await fetch(`${base}/detect`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ records: [{ 'Flow Duration': 1200, 'Total Fwd Packet': 3 }] }),
+      });
+      assert.equal(partial.status, 200);
       const first = await fetch(`${base}/detect`, {
         method: 'POST',
         headers,
@@ -618,6 +664,8 @@ describe('nadir serve learns a baseline when it has no model', () => {
       assert.equal(models.items.length, 1);
       assert.equal(models.items[0].id, ready.model);
       assert.equal(models.items[0].info.auto, true);
+      const features = (models.items[0].info as { features?: number }).features ?? 0;
+      assert.ok(features > 40, `the learned model uses ${features} features`);
       const scans = csvObjects(join(cic, 'Portscan_5000.csv'), 100);
       const res = await fetch(`${base}/detect`, {
         method: 'POST',
@@ -670,6 +718,32 @@ describe('nadir serve rate limiting', () => {
         await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${other}` } })
       ).text();
       assert.match(text, /nadir_rejected_requests_total\{reason="rate"\} 2/);
+    } finally {
+      await srv.app.close();
+    }
+  });
+});
+
+describe('nadir serve without a model and with learning off', () => {
+  it('answers 503 to /detect and says what to do; /ready is 503 too', async () => {
+    const store = await openStore({ dataDir: tmp('nadir-idle-'), databaseUrl: '' });
+    const srv = await buildServer({
+      store,
+      dataDir: tmp('nadir-idle-data-'),
+      apiKeys: [KEY],
+      initialConfig: { learning: { ...DEFAULT_CONFIG.learning, enabled: false } },
+    });
+    await srv.app.listen({ host: '127.0.0.1', port: 0 });
+    const base = `http://127.0.0.1:${(srv.app.server.address() as AddressInfo).port}/api/v1`;
+    try {
+      const res = await fetch(`${base}/detect`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ records: [{ 'Flow Duration': 1 }] }),
+      });
+      assert.equal(res.status, 503);
+      assert.match(((await res.json()) as { message: string }).message, /activate a model/);
+      assert.equal((await fetch(`${base}/ready`)).status, 503);
     } finally {
       await srv.app.close();
     }

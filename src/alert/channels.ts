@@ -33,7 +33,7 @@ import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import nodemailer from 'nodemailer';
 import { NADIR_VERSION } from '../core/version.js';
-import type { Alert, DeliveryInput, Severity } from '../store/store.js';
+import type { Alert, Delivery, DeliveryInput, Severity } from '../store/store.js';
 
 export type ChannelConfig =
   | {
@@ -201,8 +201,49 @@ function sender(ch: ChannelConfig, msg: AlertMessage, p: RetryPolicy): (attempt:
 }
 
 /** The JSON document sent to webhooks and written to log files. */
-export function alertPayload(msg: AlertMessage): { type: 'nadir.alert'; test: boolean; alert: Alert } {
-  return { type: 'nadir.alert', test: msg.test === true, alert: msg.alert };
+/**
+ * An alert as the REST API shows it (`GET /api/v1/alerts`): snake_case, times in ISO 8601. Webhook
+ * and log payloads use the same document, so one parser serves both.
+ */
+export function alertDocument(a: Alert, deliveries: Delivery[] = []) {
+  return {
+    id: a.id,
+    rule: a.rule,
+    key: a.key,
+    severity: a.severity,
+    status: a.status,
+    first_seen: new Date(a.firstSeen).toISOString(),
+    last_seen: new Date(a.lastSeen).toISOString(),
+    status_changed_at: a.statusChangedAt === null ? null : new Date(a.statusChangedAt).toISOString(),
+    count: a.count,
+    score: a.score,
+    threshold: a.threshold,
+    model: a.model,
+    summary: a.summary,
+    details: a.details,
+    deliveries: deliveries
+      .filter((d) => d.alertId === a.id)
+      .map((d) => ({
+        id: d.id,
+        channel: d.channel,
+        kind: d.kind,
+        attempt: d.attempt,
+        ok: d.ok,
+        detail: d.detail,
+        ts: new Date(d.ts).toISOString(),
+      })),
+  };
+}
+
+export type AlertDocument = ReturnType<typeof alertDocument>;
+
+export function alertPayload(msg: AlertMessage): {
+  type: 'nadir.alert';
+  test: boolean;
+  alert: Omit<AlertDocument, 'deliveries'>;
+} {
+  const { deliveries: _, ...alert } = alertDocument(msg.alert);
+  return { type: 'nadir.alert', test: msg.test === true, alert };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -564,7 +605,8 @@ function facts(msg: AlertMessage): AlertFacts {
   const a = msg.alert;
   const rows: [string, string][] = [];
   rows.push(['Rule', a.rule]);
-  const threat = (a.details as { threatType?: unknown })?.threatType;
+  const d = a.details as { threatType?: unknown; threat_type?: unknown };
+  const threat = d?.threat_type ?? d?.threatType;
   if (typeof threat === 'string' && threat) rows.push(['Threat', threat]);
   rows.push(['Model', a.model ?? '(none)']);
   rows.push(['Score', scoreText(a)]);

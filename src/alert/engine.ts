@@ -76,12 +76,36 @@ interface Anomaly {
   features: Record<string, number> | null;
 }
 
+/** Anomalies of one alert key within a processed batch. */
+interface Group {
+  rule: AlertRule;
+  key: string;
+  group: string;
+  /** The highest-scoring anomaly: its flow and explanation describe the alert. */
+  top: Anomaly;
+  count: number;
+  firstSeen: number;
+  lastSeen: number;
+  severity: Severity;
+  windowCount: number;
+}
+
+/** Anomalies waiting for the engine beyond this many are dropped (and counted). */
+const MAX_PENDING = 200_000;
+
 export class AlertEngine {
-  private chain: Promise<void> = Promise.resolve();
+  private pending: Anomaly[] = [];
+  private running: Promise<void> | null = null;
   private readonly windows = new Map<string, number[]>();
   private readonly active = new Map<string, Alert>();
   /** Deliveries still running (awaited on shutdown). */
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Anomalies dropped because the engine fell too far behind. */
+  dropped = 0;
+  /** Updates of open alerts (anomalies folded in) not yet written, by alert id. */
+  private readonly dirty = new Map<number, Parameters<Store['updateAlert']>[1]>();
+  private lastFlush = 0;
+  private flushTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly store: Store,
@@ -92,16 +116,71 @@ export class AlertEngine {
     private readonly emit: (alert: Alert) => void,
   ) {}
 
-  /** Queues a batch of anomalies; processed in order, one batch at a time. */
+  /**
+   * Queues anomalies. Whatever has queued while the engine was busy is processed together, so
+   * under load each alert key costs one store write per round, not one per anomaly.
+   */
   handle(batch: Anomaly[]): void {
-    this.chain = this.chain
-      .then(() => this.process(batch))
-      .catch((e) => this.log.error(`alert processing failed: ${(e as Error).message}`));
+    const room = MAX_PENDING - this.pending.length;
+    if (batch.length > room) {
+      this.dropped += batch.length - Math.max(0, room);
+      this.metrics.rejected.inc({ reason: 'alert-backlog' }, batch.length - Math.max(0, room));
+      batch = batch.slice(0, Math.max(0, room));
+    }
+    for (const a of batch) this.pending.push(a);
+    this.kick();
   }
 
-  /** Waits for queued anomalies and running deliveries. */
+  /** Starts the processing loop unless it runs. */
+  private kick(): void {
+    if (this.running) return;
+    const p = this.loop();
+    this.running = p;
+    // Cleared here, not inside loop(): a loop with nothing to await would finish before the
+    // assignment above and leave a settled promise behind.
+    void p.finally(() => {
+      if (this.running === p) this.running = null;
+    });
+  }
+
+  private async loop(): Promise<void> {
+    while (this.pending.length) {
+      const batch = this.pending;
+      this.pending = [];
+      try {
+        await this.process(batch);
+        if (Date.now() - this.lastFlush >= 1000) await this.flushUpdates();
+      } catch (e) {
+        this.log.error(`alert processing failed: ${(e as Error).message}`);
+      }
+    }
+    if (this.dirty.size && !this.flushTimer) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = null;
+        this.kick();
+      }, 1000);
+      this.flushTimer.unref();
+    }
+    if (this.dirty.size && Date.now() - this.lastFlush >= 1000) await this.flushUpdates();
+  }
+
+  /**
+   * Writes folded counts of open alerts: under a flood, one write per alert per second instead
+   * of one per anomaly batch (they share the store with the verdicts).
+   */
+  private async flushUpdates(): Promise<void> {
+    this.lastFlush = Date.now();
+    const updates = [...this.dirty];
+    this.dirty.clear();
+    for (const [id, patch] of updates) await this.store.updateAlert(id, patch);
+  }
+
+  /** Waits for queued anomalies, pending alert updates and running deliveries. */
   async drain(): Promise<void> {
-    await this.chain;
+    while (this.running) await this.running;
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    await this.flushUpdates();
     while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
   }
 
@@ -113,6 +192,7 @@ export class AlertEngine {
 
   private async process(batch: Anomaly[]): Promise<void> {
     const cfg = this.config();
+    const groups = new Map<string, Group>();
     for (const rule of cfg.alerts.rules) {
       if (rule.enabled === false) continue;
       for (const a of batch) {
@@ -121,10 +201,11 @@ export class AlertEngine {
         const thr = v.threshold ?? 0;
         const group = groupOf(rule, v);
         const key = `${rule.name}:${group}`;
+        let severity: Severity;
+        let windowCount = 1;
         if (rule.type === 'score') {
           if (!(score > (rule.minScore ?? thr))) continue;
-          const severity = rule.severity === 'auto' ? autoSeverity(score, thr, v.threat_type) : rule.severity;
-          await this.raise(rule, key, group, a, severity, 1, cfg);
+          severity = rule.severity === 'auto' ? autoSeverity(score, thr, v.threat_type) : rule.severity;
         } else {
           const horizon = a.ts - rule.windowSeconds * 1000;
           let w = this.windows.get(key);
@@ -134,24 +215,43 @@ export class AlertEngine {
             if (this.windows.size > MAX_KEYS) this.windows.delete(this.windows.keys().next().value as string);
           }
           w.push(a.ts);
-          while (w.length && w[0] <= horizon) w.shift();
-          if (w.length >= rule.k) await this.raise(rule, key, group, a, rule.severity, w.length, cfg);
+          let drop = 0;
+          while (drop < w.length && w[drop] <= horizon) drop++;
+          if (drop) w.splice(0, drop);
+          if (w.length < rule.k) continue;
+          severity = rule.severity;
+          windowCount = w.length;
+        }
+        const g = groups.get(key);
+        if (!g)
+          groups.set(key, {
+            rule,
+            key,
+            group,
+            top: a,
+            count: 1,
+            firstSeen: a.ts,
+            lastSeen: a.ts,
+            severity,
+            windowCount,
+          });
+        else {
+          g.count++;
+          g.firstSeen = Math.min(g.firstSeen, a.ts);
+          g.lastSeen = Math.max(g.lastSeen, a.ts);
+          g.severity = maxSeverity(g.severity, severity);
+          g.windowCount = Math.max(g.windowCount, windowCount);
+          if (score > (g.top.verdict.score ?? 0)) g.top = a;
         }
       }
     }
+    for (const g of groups.values()) await this.raise(g, cfg);
   }
 
-  private async raise(
-    rule: AlertRule,
-    key: string,
-    group: string,
-    a: Anomaly,
-    severity: Severity,
-    windowCount: number,
-    cfg: ServiceConfig,
-  ): Promise<void> {
-    const v = a.verdict;
-    const now = a.ts;
+  private async raise(g: Group, cfg: ServiceConfig): Promise<void> {
+    const { rule, key, group, severity, windowCount } = g;
+    const v = g.top.verdict;
+    const now = g.lastSeen;
     const since = now - cfg.alerts.suppressSeconds * 1000;
     let cur = this.active.get(key) ?? null;
     if (cur && (cur.lastSeen < since || cur.status === 'resolved')) cur = null;
@@ -159,12 +259,13 @@ export class AlertEngine {
     const score = v.score ?? 0;
     if (cur) {
       const patch = {
-        count: cur.count + 1,
+        count: cur.count + g.count,
         lastSeen: Math.max(cur.lastSeen, now),
         score: Math.max(cur.score, score),
         severity: maxSeverity(cur.severity, severity),
       };
-      await this.store.updateAlert(cur.id, patch);
+      // Folded counts are written at most once a second per alert (see flushUpdates).
+      this.dirty.set(cur.id, patch);
       this.remember({ ...cur, ...patch });
       return;
     }
@@ -182,16 +283,16 @@ export class AlertEngine {
     const why = whyText(v.contributions);
     const summary =
       rule.type === 'count'
-        ? `${windowCount} anomalies for ${group} within ${rule.windowSeconds} s (latest: ${what} ${route})`
+        ? `${windowCount} anomalies for ${group} within ${rule.windowSeconds} s (top: ${what} ${route})`
         : `${what} ${route}: score ${formatValue(score)} > threshold ${formatValue(v.threshold ?? 0)}`;
     const input: AlertInput = {
       rule: rule.name,
       key,
       severity,
       status: 'open',
-      firstSeen: now,
+      firstSeen: g.firstSeen,
       lastSeen: now,
-      count: 1,
+      count: g.count,
       score,
       threshold: v.threshold ?? 0,
       model: v.model,
@@ -208,7 +309,7 @@ export class AlertEngine {
         threshold: v.threshold,
         score,
         window_count: rule.type === 'count' ? windowCount : undefined,
-        features: a.features ?? undefined,
+        features: g.top.features ?? undefined,
       },
     };
     const id = await this.store.insertAlert(input);

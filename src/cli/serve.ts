@@ -10,7 +10,23 @@ import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { UserError } from '../core/diagnostics.js';
 import { buildServer } from '../server/app.js';
+import { validateConfig, withConfigDefaults } from '../server/config.js';
 import { openStore } from '../store/open.js';
+
+const SERVER_KEYS = [
+  'host',
+  'port',
+  'dataDir',
+  'databaseUrl',
+  'apiKeys',
+  'readsRequireAuth',
+  'bodyLimit',
+  'maxBatch',
+  'rateLimit',
+  'model',
+  'trustProxy',
+];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 interface ServeFile {
   server?: {
@@ -24,6 +40,7 @@ interface ServeFile {
     maxBatch?: number;
     rateLimit?: number;
     model?: string;
+    trustProxy?: boolean | string;
   };
   /** Initial service configuration (see GET /api/v1/config); used when the store has none. */
   config?: Record<string, unknown>;
@@ -46,7 +63,21 @@ function readConfigFile(path: string): ServeFile {
     const extra = Object.keys(v).filter((k) => k !== 'server' && k !== 'config');
     if (extra.length)
       throw new Error(`unknown section(s) ${extra.join(', ')}; expected "server" and "config"`);
-    return v as ServeFile;
+    const f = v as ServeFile;
+    const unknown = Object.keys(f.server ?? {}).filter((k) => !SERVER_KEYS.includes(k));
+    if (unknown.length)
+      throw new Error(`unknown "server" setting(s) ${unknown.join(', ')}; known: ${SERVER_KEYS.join(', ')}`);
+    if (f.config !== undefined) {
+      const problems = validateConfig(withConfigDefaults(f.config));
+      if (problems.length)
+        throw new Error(
+          `"config"${problems
+            .slice(0, 5)
+            .map((p) => ` ${p.path} ${p.message}`)
+            .join(';')}`,
+        );
+    }
+    return f;
   } catch (e) {
     throw new UserError(`--config ${path}: ${(e as Error).message}`, 'see docs/serve.md for the format', 2);
   }
@@ -81,7 +112,11 @@ export function addServeCommand(program: Command): void {
       intArg('--rate-limit', 1, 1e9),
     )
     .option('--config <file>', 'JSON file with "server" settings and an initial "config" (env NADIR_CONFIG)')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug', 'info')
+    .option('--trust-proxy', 'behind a reverse proxy: take client addresses from X-Forwarded-For')
+    .option('--log-level <level>', LOG_LEVELS.join(', '), (v: string) => {
+      if (!LOG_LEVELS.includes(v)) throw new InvalidArgumentError(`use one of ${LOG_LEVELS.join(', ')}`);
+      return v;
+    })
     .addHelpText(
       'after',
       `
@@ -118,10 +153,12 @@ Examples:
         o.apiKey ?? process.env.NADIR_API_KEYS?.split(',').map((k) => k.trim()) ?? s.apiKeys ?? [];
       keys = keys.filter(Boolean);
       let keyNote = 'API keys from the command line/environment/config';
+      let authHint = 'the keys given with --api-key, NADIR_API_KEYS or the config file';
       if (keys.length === 0) {
         const k = ensureApiKey(dataDir);
         keys = [k.key];
         keyNote = `API key ${k.created ? 'created in' : 'in'} ${k.path}`;
+        authHint = `the key is in ${k.path}`;
       }
       if (keys.some((k) => k.length < 16))
         throw new UserError(
@@ -131,7 +168,7 @@ Examples:
         );
 
       const store = await openStore({ dataDir, databaseUrl });
-      const level = String(o.logLevel);
+      const level = String(o.logLevel ?? 'info');
       const server = await buildServer({
         store,
         dataDir,
@@ -141,6 +178,8 @@ Examples:
         maxBatch: o.maxBatch ?? s.maxBatch,
         rateLimit: o.rateLimit ?? s.rateLimit,
         initialConfig: fc.config,
+        authHint,
+        trustProxy: o.trustProxy ?? s.trustProxy,
         logger: { level, redact: ['req.headers.authorization'] },
       });
       const { app, service, registry } = server;

@@ -15,7 +15,7 @@
  */
 import { BENIGN, LabelPolicy } from '../core/labels.js';
 import type { Layout, Rows } from '../features/pipeline.js';
-import { CIC_CATEGORICAL, canonicalColumn, isKnownCicColumn, LABEL_CANDIDATES } from './columns.js';
+import { canonicalColumn, isKnownCicColumn, LABEL_CANDIDATES } from './columns.js';
 
 export interface RecordProblem {
   /** JSON pointer into the request body. */
@@ -71,6 +71,18 @@ const ID_BY_CANONICAL: Record<string, IdField> = {
   id: 'id',
 };
 const LABEL_NAMES = new Set(LABEL_CANDIDATES);
+
+/** What one column name means for a decoder's layout. */
+interface Slot {
+  /** Numeric slot, or -1. */
+  ni: number;
+  /** Categorical slot, or -1. */
+  si: number;
+  id: IdField | null;
+  label: boolean;
+  protocol: boolean;
+  unknown: boolean;
+}
 
 /** Column name → canonical name, cached (header spellings repeat on every record). */
 const canonicalCache = new Map<string, string>();
@@ -137,6 +149,29 @@ export class RecordDecoder {
     return this.known.has(c) || isKnownCicColumn(c) || LABEL_NAMES.has(c) || c === 'Attempted Category';
   }
 
+  /** What a column name means for this layout, resolved once per name. */
+  private readonly slots = new Map<string, Slot>();
+
+  private slot(rawName: string): Slot {
+    let sl = this.slots.get(rawName);
+    if (sl) return sl;
+    const c = canonical(rawName);
+    const ni = this.numIndex.get(c) ?? -1;
+    const si = this.strIndex.get(c) ?? -1;
+    const id = ID_BY_CANONICAL[c] ?? null;
+    const label = LABEL_NAMES.has(c);
+    sl = {
+      ni,
+      si,
+      id,
+      label,
+      protocol: c === 'Protocol',
+      unknown: ni < 0 && si < 0 && !id && !label && !this.isKnown(c),
+    };
+    if (this.slots.size < 4096) this.slots.set(rawName, sl);
+    return sl;
+  }
+
   /**
    * Decodes `records` (JSON values) found at `basePath` (e.g. `/records`). Records with problems
    * are still decoded (missing values NaN) so the caller may decide; problems name each one.
@@ -159,64 +194,86 @@ export class RecordDecoder {
       clientId: new Array(n).fill(null),
     };
     const problems: RecordProblem[] = [];
-    const problem = (path: string, message: string) => {
-      if (problems.length < maxProblems) problems.push({ path, message });
+    // Paths are built only when there is a problem to report.
+    const problem = (i: number, keys: string[], message: string) => {
+      if (problems.length < maxProblems)
+        problems.push({
+          path: `${basePath}/${i}${keys.map((key) => `/${escapePointer(key)}`).join('')}`,
+          message,
+        });
     };
     const seenNum = new Uint8Array(k);
     const seenStr = new Uint8Array(this.layout.stringNames.length);
+    let seenN = 0;
+    let seenS = 0;
+
+    const setColumn = (i: number, rawName: string, v: unknown, parent: string | null) => {
+      const sl = this.slot(rawName);
+      if (sl.ni >= 0) {
+        const x = typeof v === 'number' ? v : numberOf(v);
+        if (x === undefined)
+          problem(i, parent ? [parent, rawName] : [rawName], 'must be a number, a numeric string or null');
+        else {
+          numeric[i * k + sl.ni] = x;
+          if (!seenNum[sl.ni]) {
+            seenNum[sl.ni] = 1;
+            seenN++;
+          }
+        }
+      }
+      if (sl.si >= 0) {
+        const t = textOf(v);
+        if (t === undefined)
+          problem(i, parent ? [parent, rawName] : [rawName], 'must be a string or a number');
+        else {
+          strings[sl.si][i] = t;
+          if (!seenStr[sl.si]) {
+            seenStr[sl.si] = 1;
+            seenS++;
+          }
+        }
+      }
+      if (sl.protocol) {
+        const p = numberOf(v);
+        if (p !== undefined && Number.isInteger(p)) ids.protocol[i] = p;
+      }
+      if (parent !== null) {
+        if (sl.unknown)
+          problem(
+            i,
+            [parent, rawName],
+            `unknown column '${rawName}' (not a CIC flow column nor an input of the active model)`,
+          );
+        return;
+      }
+      if (sl.id) this.setIdentity(ids, sl.id, i, v, () => problem(i, [rawName], ''), problems, maxProblems);
+      else if (sl.label) {
+        if (typeof v === 'string' || typeof v === 'number') ids.label[i] = this.labels.canonical(String(v));
+        else if (v !== null) problem(i, [rawName], 'a label must be a string');
+      } else if (sl.unknown)
+        problem(
+          i,
+          [rawName],
+          `unknown column '${rawName}' (not a CIC flow column nor an input of the active model)`,
+        );
+    };
 
     for (let i = 0; i < n; i++) {
       const rec = records[i];
-      const at = `${basePath}/${i}`;
       if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) {
-        problem(at, 'must be an object (a FlowRecord or CIC-named columns)');
+        problem(i, [], 'must be an object (a FlowRecord or CIC-named columns)');
         continue;
       }
-      seenNum.fill(0);
-      seenStr.fill(0);
+      if (seenN) seenNum.fill(0);
+      if (seenS) seenStr.fill(0);
+      seenN = 0;
+      seenS = 0;
       const r = rec as Record<string, unknown>;
-      const setColumn = (rawName: string, v: unknown, path: string, fromFeatures: boolean) => {
-        const c = canonical(rawName);
-        const ni = this.numIndex.get(c);
-        const si = this.strIndex.get(c);
-        if (ni !== undefined) {
-          const x = numberOf(v);
-          if (x === undefined) problem(path, `must be a number, a numeric string or null`);
-          else {
-            numeric[i * k + ni] = x;
-            seenNum[ni] = 1;
-          }
-        }
-        if (si !== undefined) {
-          const t = textOf(v);
-          if (t === undefined) problem(path, 'must be a string or a number');
-          else {
-            strings[si][i] = t;
-            seenStr[si] = 1;
-          }
-        }
-        if (c === 'Protocol') {
-          const p = numberOf(v);
-          if (p !== undefined && Number.isInteger(p)) ids.protocol[i] = p;
-        }
-        const idf = ID_BY_CANONICAL[c];
-        if (idf && !fromFeatures) this.setIdentity(ids, idf, i, v, path, problem);
-        else if (LABEL_NAMES.has(c) && !fromFeatures) {
-          if (typeof v === 'string' || typeof v === 'number') ids.label[i] = this.labels.canonical(String(v));
-          else if (v !== null) problem(path, 'a label must be a string');
-        } else if (ni === undefined && si === undefined && !idf && !this.isKnown(c))
-          problem(
-            path,
-            `unknown column '${rawName}' (not a CIC flow column nor an input of the active model)`,
-          );
-      };
-
       if (typeof r.features === 'object' && r.features !== null && !Array.isArray(r.features)) {
         // FlowRecord.
         for (const key of Object.keys(r)) {
-          const path = `${at}/${escapePointer(key)}`;
           if (!FLOW_RECORD_KEYS.has(key)) {
-            problem(path, `unknown field '${key}' of a FlowRecord`);
+            problem(i, [key], `unknown field '${key}' of a FlowRecord`);
             continue;
           }
           const v = r[key];
@@ -224,66 +281,59 @@ export class RecordDecoder {
             case 'features':
             case 'categories': {
               if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-                problem(path, 'must be an object');
+                problem(i, [key], 'must be an object');
                 break;
               }
-              for (const [name, x] of Object.entries(v as Record<string, unknown>))
-                setColumn(name, x, `${path}/${escapePointer(name)}`, true);
+              const o = v as Record<string, unknown>;
+              for (const name of Object.keys(o)) setColumn(i, name, o[name], key);
               break;
             }
             case 'protocol': {
               const p = numberOf(v);
               if (p === undefined || !Number.isInteger(p) || p < 0 || p > 255)
-                problem(path, 'must be an IP protocol number 0..255');
-              else {
-                ids.protocol[i] = p;
-                const si = this.strIndex.get('Protocol');
-                if (si !== undefined) {
-                  strings[si][i] = String(p);
-                  seenStr[si] = 1;
-                }
-                const ni = this.numIndex.get('Protocol');
-                if (ni !== undefined) {
-                  numeric[i * k + ni] = p;
-                  seenNum[ni] = 1;
-                }
-              }
+                problem(i, [key], 'must be an IP protocol number 0..255');
+              else setColumn(i, 'Protocol', p, 'protocol');
               break;
             }
             case 'label':
               if (typeof v === 'string') ids.label[i] = this.labels.canonical(v);
-              else if (v !== null && v !== undefined) problem(path, 'must be a string');
+              else if (v !== null && v !== undefined) problem(i, [key], 'must be a string');
               break;
             case 'rawLabel':
             case 'origin':
               break;
-            default:
-              this.setIdentity(ids, key as IdField, i, v, path, problem);
-              // Identifiers may also be model inputs (kept with --keep).
-              setColumnIfInput(this, key, v, i);
+            default: {
+              const f = key as IdField;
+              this.setIdentity(ids, f, i, v, () => problem(i, [key], ''), problems, maxProblems);
+              // Ports may also be model inputs (kept with --keep).
+              if (f === 'srcPort' || f === 'dstPort') {
+                const sl = this.slot(f === 'srcPort' ? 'Src Port' : 'Dst Port');
+                const x = numberOf(v);
+                if (sl.ni >= 0 && x !== undefined) {
+                  numeric[i * k + sl.ni] = x;
+                  if (!seenNum[sl.ni]) {
+                    seenNum[sl.ni] = 1;
+                    seenN++;
+                  }
+                }
+              }
+            }
           }
         }
       } else {
-        for (const key of Object.keys(r)) setColumn(key, r[key], `${at}/${escapePointer(key)}`, false);
+        for (const key in r) setColumn(i, key, r[key], null);
       }
-      if (!requireAll) continue;
-      for (let j = 0; j < k; j++)
-        if (!seenNum[j]) problem(at, `lacks column '${this.layout.numericNames[j]}' the model needs`);
-      for (let s = 0; s < seenStr.length; s++)
-        if (!seenStr[s]) problem(at, `lacks column '${this.layout.stringNames[s]}' the model needs`);
+      if (!requireAll || (seenN === k && seenS === seenStr.length)) continue;
+      const missing: string[] = [];
+      for (let j = 0; j < k; j++) if (!seenNum[j]) missing.push(this.layout.numericNames[j]);
+      for (let q = 0; q < seenStr.length; q++) if (!seenStr[q]) missing.push(this.layout.stringNames[q]);
+      problem(
+        i,
+        [],
+        `lacks ${missing.length} column(s) the model needs: ${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', …' : ''}`,
+      );
     }
     return { rows: { plan: this.layout, n, numeric, strings }, ids, problems };
-
-    function setColumnIfInput(self: RecordDecoder, key: string, v: unknown, i: number) {
-      const canonicalName = key === 'srcPort' ? 'Src Port' : key === 'dstPort' ? 'Dst Port' : null;
-      if (!canonicalName) return;
-      const ni = self.numIndex.get(canonicalName);
-      const x = numberOf(v);
-      if (ni !== undefined && x !== undefined) {
-        numeric[i * k + ni] = x;
-        seenNum[ni] = 1;
-      }
-    }
   }
 
   private setIdentity(
@@ -291,58 +341,38 @@ export class RecordDecoder {
     f: IdField,
     i: number,
     v: unknown,
-    path: string,
-    problem: (p: string, m: string) => void,
+    at: () => void,
+    problems: RecordProblem[],
+    maxProblems: number,
   ): void {
     if (v === null || v === undefined) return;
+    let message: string | null = null;
     switch (f) {
       case 'srcPort':
       case 'dstPort': {
-        const p = numberOf(v);
+        const p = typeof v === 'number' ? v : numberOf(v);
         if (p === undefined || !Number.isInteger(p) || p < 0 || p > 65535)
-          problem(path, 'must be a port 0..65535');
+          message = 'must be a port 0..65535';
         else ids[f][i] = p;
-        return;
+        break;
       }
       case 'id':
         if (typeof v === 'string' || typeof v === 'number') ids.clientId[i] = v;
-        else problem(path, 'must be a string or a number');
-        return;
+        else message = 'must be a string or a number';
+        break;
       case 'label':
-        return;
+        break;
       default: {
         const t = textOf(v);
-        if (t === undefined) problem(path, 'must be a string');
+        if (t === undefined) message = 'must be a string';
         else ids[f][i] = t;
       }
     }
-  }
-}
-
-/**
- * The layout learned from traffic when no model exists yet: every known numeric column present in
- * the sample (CIC columns except identifiers and labels), and Protocol as a category.
- */
-export function layoutFromSample(records: readonly unknown[]): Layout {
-  const numeric = new Set<string>();
-  const str = new Set<string>();
-  for (const rec of records) {
-    if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) continue;
-    const r = rec as Record<string, unknown>;
-    const cols =
-      typeof r.features === 'object' && r.features !== null
-        ? Object.keys(r.features as object).concat(r.protocol !== undefined ? ['Protocol'] : [])
-        : Object.keys(r);
-    for (const raw of cols) {
-      const c = canonical(raw);
-      if (!isKnownCicColumn(c) || ID_BY_CANONICAL[c] || LABEL_NAMES.has(c)) continue;
-      if (CIC_CATEGORICAL.has(c)) str.add(c);
-      else numeric.add(c);
+    if (message !== null && problems.length < maxProblems) {
+      at();
+      problems[problems.length - 1].message = message;
     }
   }
-  const numericNames = [...numeric].sort();
-  const stringNames = [...str].sort();
-  return { numericNames, stringNames, key: `json:${numericNames.join('|')}#${stringNames.join('|')}` };
 }
 
 /** `Benign` for normal rows; an anomaly's threat type when a classifier named one, else `Anomaly`. */

@@ -15,12 +15,8 @@ import { hashBytes } from '../core/hash.js';
 import { BENIGN } from '../core/labels.js';
 import type { Contribution } from '../core/records.js';
 import type { Layout, Rows } from '../features/pipeline.js';
-import {
-  type DecodedRecords,
-  layoutFromSample,
-  RecordDecoder,
-  type RecordProblem,
-} from '../ingest/json-records.js';
+import { CIC_CATEGORICAL, CIC_FEATURES } from '../ingest/columns.js';
+import { type DecodedRecords, RecordDecoder, type RecordProblem } from '../ingest/json-records.js';
 import type { Model } from '../model/bundle.js';
 import type { ModelRegistry } from '../model/registry.js';
 import type { ServiceConfig } from '../server/config.js';
@@ -34,6 +30,16 @@ export interface Log {
   warn(msg: string): void;
   error(msg: string): void;
 }
+
+/** Every CIC flow column: what a baseline is collected in before its columns are chosen. */
+const LEARN_LAYOUT: Layout = {
+  numericNames: CIC_FEATURES.filter((c) => !CIC_CATEGORICAL.has(c)),
+  stringNames: CIC_FEATURES.filter((c) => CIC_CATEGORICAL.has(c)),
+  key: 'learn:cic',
+};
+
+/** No model to score with and learning disabled: the caller answers 503. */
+export class NoModelError extends Error {}
 
 /** Bad records in a request: the caller answers 400 with these. */
 export class RecordsError extends Error {
@@ -101,6 +107,36 @@ class RowRing {
     for (let s = 0; s < this.strings.length; s++) this.strings[s][slot] = rows.strings[s][i];
     this.next = (this.next + 1) % this.cap;
     if (this.n < this.cap) this.n++;
+  }
+
+  /** The layout of the columns with a value (not NaN / empty) in at least `share` of the rows. */
+  present(share: number): Layout {
+    const k = this.layout.numericNames.length;
+    const need = Math.ceil(share * this.n);
+    const numericNames = this.layout.numericNames.filter((_, j) => {
+      let c = 0;
+      for (let i = 0; i < this.n; i++) if (!Number.isNaN(this.numeric[i * k + j])) c++;
+      return c >= need;
+    });
+    const stringNames = this.layout.stringNames.filter(
+      (_, s) => this.strings[s].slice(0, this.n).filter((v) => v !== '').length >= need,
+    );
+    return { numericNames, stringNames, key: `learned:${numericNames.join('|')}#${stringNames.join('|')}` };
+  }
+
+  /** The same rows in a sub-layout. */
+  project(layout: Layout): RowRing {
+    const out = new RowRing(layout, Math.max(1, this.n));
+    const k = this.layout.numericNames.length;
+    const k2 = layout.numericNames.length;
+    const nIdx = layout.numericNames.map((name) => this.layout.numericNames.indexOf(name));
+    const sIdx = layout.stringNames.map((name) => this.layout.stringNames.indexOf(name));
+    for (let i = 0; i < this.n; i++) {
+      for (let j = 0; j < k2; j++) out.numeric[i * k2 + j] = this.numeric[i * k + nIdx[j]];
+      for (let s = 0; s < sIdx.length; s++) out.strings[s][i] = this.strings[sIdx[s]][i];
+    }
+    out.n = this.n;
+    return out;
   }
 
   /** Fit and calibration parts (every 5th row calibrates). */
@@ -290,7 +326,7 @@ export class DetectionService extends EventEmitter {
   /** Records flows for later training, without scoring. Resolves after they are committed. */
   async ingest(records: readonly unknown[], basePath: string, source: string): Promise<number[]> {
     // Validate as the active model (or the baseline) would read them.
-    const decoder = this.current?.decoder ?? this.baselineDecoder(records);
+    const decoder = this.current?.decoder ?? this.baselineDecoder();
     const dec = decoder.decode(records, basePath, false);
     if (dec.problems.length) throw new RecordsError(dec.problems);
     const now = Date.now();
@@ -302,13 +338,10 @@ export class DetectionService extends EventEmitter {
     return ids;
   }
 
-  private baselineDecoder(records: readonly unknown[]): RecordDecoder {
+  private baselineDecoder(): RecordDecoder {
     if (!this.baseline) {
-      const layout = layoutFromSample(records.slice(0, 100));
-      this.baseline = {
-        ring: new RowRing(layout, this.config.learning.baselineFlows),
-        decoder: new RecordDecoder(layout),
-      };
+      const ring = new RowRing(LEARN_LAYOUT, this.config.learning.baselineFlows);
+      this.baseline = { ring, decoder: new RecordDecoder(LEARN_LAYOUT) };
     }
     return this.baseline.decoder;
   }
@@ -319,7 +352,11 @@ export class DetectionService extends EventEmitter {
     source: string,
     store: boolean,
   ): Promise<DetectResult> {
-    const dec = this.baselineDecoder(records).decode(records, basePath, false);
+    if (!this.config.learning.enabled)
+      throw new NoModelError(
+        'no active model and learning is disabled: activate a model (POST /api/v1/models/{id}/activate) or enable learning in the configuration',
+      );
+    const dec = this.baselineDecoder().decode(records, basePath, false);
     if (dec.problems.length) throw new RecordsError(dec.problems);
     const n = dec.rows.n;
     const now = Date.now();
@@ -356,8 +393,13 @@ export class DetectionService extends EventEmitter {
     }
   }
 
-  private async fitBaseline(ring: RowRing): Promise<void> {
+  private async fitBaseline(all: RowRing): Promise<void> {
     try {
+      // The model uses the columns present in (nearly) every baseline flow, whatever the first
+      // requests happened to carry; a few rows lacking one get the median (feature pipeline).
+      const ring = all.project(all.present(0.95));
+      if (ring.layout.numericNames.length === 0)
+        throw new Error('no numeric CIC column is present in 95% of the baseline flows');
       const rec = await this.fitAndRegister(ring, 'baseline');
       await this.activate(rec.id);
       this.baseline = null;

@@ -21,12 +21,13 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
+import { alertDocument } from '../alert/channels.js';
 import { AlertEngine } from '../alert/engine.js';
 import { NADIR_VERSION } from '../core/version.js';
 import { threatName } from '../ingest/json-records.js';
 import { ModelRegistry } from '../model/registry.js';
-import { type ApiVerdict, DetectionService, RecordsError } from '../pipeline/service.js';
-import type { Alert, Delivery, ModelRecord, Prediction, PredictionQuery, Store } from '../store/store.js';
+import { type ApiVerdict, DetectionService, NoModelError, RecordsError } from '../pipeline/service.js';
+import type { Alert, ModelRecord, Prediction, PredictionQuery, Store } from '../store/store.js';
 import {
   checkConfig,
   redactConfig,
@@ -68,6 +69,10 @@ export interface ServerOptions {
   logger?: boolean | Record<string, unknown>;
   /** Configuration used when the store has none yet (from a config file). */
   initialConfig?: Record<string, unknown>;
+  /** Where the API key is, for the 401 message (e.g. `see ./nadir-data/api-key`). */
+  authHint?: string;
+  /** Trust X-Forwarded-For from a reverse proxy (Fastify's trustProxy). */
+  trustProxy?: boolean | string;
 }
 
 export interface Server {
@@ -105,10 +110,6 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-function iso(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
-}
-
 function parseTime(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const ms = /^\d{1,16}$/.test(v) ? Number(v) : Date.parse(v);
@@ -142,38 +143,6 @@ function predictionJson(p: Prediction) {
   };
 }
 
-function deliveryJson(d: Delivery) {
-  return {
-    id: d.id,
-    channel: d.channel,
-    kind: d.kind,
-    attempt: d.attempt,
-    ok: d.ok,
-    detail: d.detail,
-    ts: new Date(d.ts).toISOString(),
-  };
-}
-
-function alertJson(a: Alert, deliveries: Delivery[]) {
-  return {
-    id: a.id,
-    rule: a.rule,
-    key: a.key,
-    severity: a.severity,
-    status: a.status,
-    first_seen: new Date(a.firstSeen).toISOString(),
-    last_seen: new Date(a.lastSeen).toISOString(),
-    status_changed_at: iso(a.statusChangedAt),
-    count: a.count,
-    score: a.score,
-    threshold: a.threshold,
-    model: a.model,
-    summary: a.summary,
-    details: a.details,
-    deliveries: deliveries.filter((d) => d.alertId === a.id).map(deliveryJson),
-  };
-}
-
 function modelJson(m: ModelRecord) {
   return {
     id: m.id,
@@ -187,10 +156,56 @@ function modelJson(m: ModelRecord) {
   };
 }
 
-/** Ajv errors → problems with JSON pointers (`/records/0`, `/alerts/rules/1/k`, `?limit`). */
+/**
+ * Ajv errors → problems with JSON pointers (`/records/0`, `/alerts/rules/1/k`, `?limit`). A value
+ * outside a union of constants (`groupBy`, `status`) gives one "must be one of" problem instead
+ * of one per constant, and those lead; the union's own summary error is dropped.
+ */
 function problemsOf(e: FastifyError): { path: string; message: string }[] {
   const where = e.validationContext;
-  return (e.validation ?? []).map((v) => {
+  const errors = (e.validation ?? []).filter((v) => v.keyword !== 'anyOf');
+  const allowed = new Map<string, unknown[]>();
+  for (const v of errors)
+    if (v.keyword === 'const') {
+      const list = allowed.get(v.instancePath) ?? [];
+      list.push((v.params as { allowedValue: unknown }).allowedValue);
+      allowed.set(v.instancePath, list);
+    }
+  const out: { path: string; message: string }[] = [];
+  const seen = new Set<string>();
+  const add = (p: { path: string; message: string }) => {
+    const key = `${p.path} ${p.message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push(p);
+    }
+  };
+  const place = (path: string) =>
+    where === 'querystring'
+      ? `?${path.replace(/^\//, '')}`
+      : where === 'params'
+        ? `{${path.replace(/^\//, '')}}`
+        : path || '/';
+  // A discriminator (`type`) mismatch only says which branch was not meant.
+  for (const [path, values] of allowed)
+    if (!path.endsWith('/type') || values.length > 1)
+      add({
+        path: place(path),
+        message: `must be one of ${values.map((x) => JSON.stringify(x)).join(', ')}`,
+      });
+  for (const p of problemsOfRaw(
+    where,
+    errors.filter((v) => v.keyword !== 'const'),
+  ))
+    add(p);
+  return out;
+}
+
+function problemsOfRaw(
+  where: string | undefined,
+  errors: NonNullable<FastifyError['validation']>,
+): { path: string; message: string }[] {
+  return errors.map((v) => {
     const params = v.params as Record<string, unknown>;
     let path = v.instancePath || '';
     let message = v.message ?? 'invalid';
@@ -217,6 +232,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     bodyLimit,
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    trustProxy: opts.trustProxy ?? false,
     forceCloseConnections: 'idle',
   });
 
@@ -244,6 +260,10 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   const store = opts.store;
   const stored = await store.getConfig();
   let config: ServiceConfig = withConfigDefaults(stored?.value ?? opts.initialConfig ?? null);
+  if (stored && opts.initialConfig)
+    app.log.warn(
+      `the config file's "config" section is not applied: the store already holds configuration version ${stored.version}; change it with PUT /api/v1/config`,
+    );
   if (!stored) {
     const problems = checkConfig(config);
     if (problems.length)
@@ -270,7 +290,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     log,
     opts.dataDir,
     (a) => {
-      for (const l of streamListeners) l('alert', alertJson(a, []));
+      for (const l of streamListeners) l('alert', alertDocument(a, []));
     },
   );
   const service = new DetectionService({
@@ -287,7 +307,10 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     let status = 500;
     let message = 'internal error; see the server log';
     let problems: { path: string; message: string }[] | undefined;
-    if (err instanceof RecordsError) {
+    if (err instanceof NoModelError) {
+      status = 503;
+      message = err.message;
+    } else if (err instanceof RecordsError) {
       status = 400;
       message = `${err.problems.length === 50 ? '50 or more' : err.problems.length} problem(s) in the records; nothing was stored`;
       problems = err.problems;
@@ -345,7 +368,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   /** Authentication: writes and configuration always, reads when configured. */
   app.addHook('onRequest', async (req) => {
     const url = req.url;
-    if (!url.startsWith('/api/v1/')) return;
+    // Unknown routes answer 404 whatever the credentials.
+    if (!url.startsWith('/api/v1/') || req.routeOptions.url === undefined) return;
     const path = url.slice(7).split('?')[0];
     if (path === '/health' || path === '/ready' || path === '/openapi.json') return;
     const needs = req.method !== 'GET' || path === '/config' || opts.readsRequireAuth === true;
@@ -355,8 +379,12 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       metrics.rejected.inc({ reason: 'auth' });
       throw new HttpError(
         401,
-        'this request needs an API key: send Authorization: Bearer <key> (see ./nadir-data/api-key)',
+        `this request needs an API key: send Authorization: Bearer <key>${opts.authHint ? ` (${opts.authHint})` : ''}`,
       );
+    }
+    if (key === '') {
+      metrics.rejected.inc({ reason: 'auth' });
+      throw new HttpError(401, 'the Authorization header must be `Bearer <key>`');
     }
     if (!keyValid(key)) {
       metrics.rejected.inc({ reason: 'auth' });
@@ -375,10 +403,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     allowList: (req) => req.url === '/api/v1/health',
     onExceeded: () => metrics.rejected.inc({ reason: 'rate' }),
     errorResponseBuilder: (_req, ctx) =>
-      new HttpError(
-        429,
-        `rate limit of ${ctx.max} requests per ${ctx.after} exceeded; retry after ${ctx.after}`,
-      ),
+      new HttpError(429, `rate limit of ${ctx.max} requests per minute exceeded; retry in ${ctx.after}`),
   });
 
   await app.register(swagger, {
@@ -629,7 +654,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
             rule: q.rule as string | undefined,
           });
           const deliveries = await store.deliveriesFor(p.items.map((a) => a.id));
-          return { items: p.items.map((a) => alertJson(a, deliveries)), next_cursor: p.nextCursor };
+          return { items: p.items.map((a) => alertDocument(a, deliveries)), next_cursor: p.nextCursor };
         },
       );
       api.get(
@@ -646,7 +671,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
           const id = (req.params as { id: number }).id;
           const a = await store.getAlert(id);
           if (!a) throw new HttpError(404, `no alert ${id}`);
-          return alertJson(a, await store.deliveriesFor([id]));
+          return alertDocument(a, await store.deliveriesFor([id]));
         },
       );
       for (const [action, status] of [
@@ -671,7 +696,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
             const a = await store.setAlertStatus(id, status, Date.now());
             if (!a) throw new HttpError(404, `no alert ${id}`);
             alerts.statusChanged(a);
-            return alertJson(a, await store.deliveriesFor([id]));
+            return alertDocument(a, await store.deliveriesFor([id]));
           },
         );
       }
@@ -803,7 +828,28 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
 
   app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/docs'));
 
+  // Retention: hourly, and once at start, delete what is older than `retention.days`.
+  const retain = async () => {
+    const days = config.retention.days;
+    if (!(days > 0)) return;
+    try {
+      const r = await store.deleteOlderThan(Date.now() - days * 86_400_000);
+      if (r.predictions + r.ingested + r.alerts > 0)
+        app.log.info(
+          `retention (${days} days): deleted ${r.predictions} predictions, ${r.ingested} ingested flows, ${r.alerts} resolved alerts`,
+        );
+    } catch (e) {
+      app.log.error(`retention failed: ${(e as Error).message}`);
+    }
+  };
+  const retention = setInterval(() => void retain(), 3_600_000);
+  retention.unref();
+  app.addHook('onReady', async () => {
+    await retain();
+  });
+
   app.addHook('onClose', async () => {
+    clearInterval(retention);
     await service.close();
     await alerts.drain();
     await store.close();

@@ -5,10 +5,11 @@
  * configuration at all. Stored, versioned, in the store's config table. Documented in
  * docs/serve.md; keep the two in step.
  */
+import { Ajv } from 'ajv';
 import Type, { type Static } from 'typebox';
 import { redactChannel, SECRET_MARK, validateChannel } from '../alert/channels.js';
 import { parseThresholdMethod } from '../detect/calibration.js';
-import { detectorKinds } from '../detect/detector.js';
+import { detectorFactory, detectorKinds } from '../detect/detector.js';
 
 const SeverityT = Type.Union([
   Type.Literal('info'),
@@ -216,10 +217,11 @@ export function checkConfig(c: ServiceConfig): { path: string; message: string }
       );
     }
   });
-  if (!detectorKinds().includes(c.learning.detector))
+  const unsupervised = detectorKinds().filter((k) => !detectorFactory(k).supervised);
+  if (!unsupervised.includes(c.learning.detector))
     problems.push({
       path: '/learning/detector',
-      message: `unknown detector; one of ${detectorKinds().join(', ')}`,
+      message: `must be an unsupervised detector (the baseline has no labels): one of ${unsupervised.join(', ')}`,
     });
   try {
     parseThresholdMethod(c.learning.thresholdMethod);
@@ -229,6 +231,23 @@ export function checkConfig(c: ServiceConfig): { path: string; message: string }
   if (c.alerts.retry.maxDelayMs < c.alerts.retry.baseDelayMs)
     problems.push({ path: '/alerts/retry/maxDelayMs', message: 'must be at least baseDelayMs' });
   return problems;
+}
+
+const configCheck = new Ajv({ allErrors: true, strict: false }).compile(ServiceConfigT as object);
+
+/** Schema and semantic problems of a whole configuration document (a config file's, say). */
+export function validateConfig(c: unknown): { path: string; message: string }[] {
+  if (!configCheck(c))
+    return (configCheck.errors ?? [])
+      .filter((e) => e.keyword !== 'anyOf')
+      .map((e) => ({
+        path:
+          e.keyword === 'additionalProperties'
+            ? `${e.instancePath}/${String((e.params as { additionalProperty: string }).additionalProperty)}`
+            : e.instancePath || '/',
+        message: e.keyword === 'additionalProperties' ? 'unknown field' : (e.message ?? 'invalid'),
+      }));
+  return checkConfig(c as ServiceConfig);
 }
 
 /** The configuration with every secret replaced by `***` (for GET and logs). */

@@ -28,9 +28,14 @@ const T = {
 
 function initial(d: Dialect): string[] {
   const { id, float } = T[d];
+  // DuckDB: the two high-volume tables carry no index (an ART index, the primary key's included,
+  // made each commit ~2× slower, measured); its zone maps already prune scans by id and ts, and
+  // ids are unique by construction (the store's counter).
+  const bulkId = d === 'duckdb' ? 'BIGINT NOT NULL' : id;
+  const bulkIndex = (sql: string) => (d === 'duckdb' ? [] : [sql]);
   const statements = [
     `CREATE TABLE predictions (
-      id ${id},
+      id ${bulkId},
       ts BIGINT NOT NULL,
       source TEXT NOT NULL,
       model TEXT,
@@ -49,15 +54,15 @@ function initial(d: Dialect): string[] {
       contributions TEXT,
       features TEXT
     )`,
-    'CREATE INDEX predictions_ts_idx ON predictions (ts)',
-    'CREATE INDEX predictions_anomaly_idx ON predictions (is_anomaly, ts)',
+    ...bulkIndex('CREATE INDEX predictions_ts_idx ON predictions (ts)'),
+    ...bulkIndex('CREATE INDEX predictions_anomaly_idx ON predictions (is_anomaly, ts)'),
     `CREATE TABLE ingested (
-      id ${id},
+      id ${bulkId},
       ts BIGINT NOT NULL,
       source TEXT NOT NULL,
       record TEXT NOT NULL
     )`,
-    'CREATE INDEX ingested_ts_idx ON ingested (ts)',
+    ...bulkIndex('CREATE INDEX ingested_ts_idx ON ingested (ts)'),
     `CREATE TABLE alerts (
       id ${id},
       rule TEXT NOT NULL,

@@ -31,7 +31,13 @@ export class BatchWriter<T> {
     return new Promise<number[]>((resolve, reject) => {
       this.queue.push({ rows, resolve, reject });
       this.queued += rows.length;
-      if (!this.running) this.running = this.drain();
+      if (!this.running) {
+        const run = this.drain();
+        this.running = run;
+        void run.finally(() => {
+          if (this.running === run) this.running = null;
+        });
+      }
     });
   }
 
@@ -45,34 +51,30 @@ export class BatchWriter<T> {
   }
 
   private async drain(): Promise<void> {
-    try {
-      while (this.queue.length) {
-        const take: Pending<T>[] = [];
-        let n = 0;
-        while (this.queue.length && (n === 0 || n + this.queue[0].rows.length <= this.maxRows)) {
-          const p = this.queue.shift() as Pending<T>;
-          take.push(p);
-          n += p.rows.length;
-        }
-        this.queued -= n;
-        const all = take.length === 1 ? take[0].rows : take.flatMap((p) => p.rows);
-        const t0 = performance.now();
-        try {
-          const ids = await this.commit(all);
-          this.commits++;
-          this.rows += n;
-          this.onCommit?.(n, (performance.now() - t0) / 1000);
-          let o = 0;
-          for (const p of take) {
-            p.resolve(ids.slice(o, o + p.rows.length));
-            o += p.rows.length;
-          }
-        } catch (e) {
-          for (const p of take) p.reject(e);
-        }
+    while (this.queue.length) {
+      const take: Pending<T>[] = [];
+      let n = 0;
+      while (this.queue.length && (n === 0 || n + this.queue[0].rows.length <= this.maxRows)) {
+        const p = this.queue.shift() as Pending<T>;
+        take.push(p);
+        n += p.rows.length;
       }
-    } finally {
-      this.running = null;
+      this.queued -= n;
+      const all = take.length === 1 ? take[0].rows : take.flatMap((p) => p.rows);
+      const t0 = performance.now();
+      try {
+        const ids = await this.commit(all);
+        this.commits++;
+        this.rows += n;
+        this.onCommit?.(n, (performance.now() - t0) / 1000);
+        let o = 0;
+        for (const p of take) {
+          p.resolve(ids.slice(o, o + p.rows.length));
+          o += p.rows.length;
+        }
+      } catch (e) {
+        for (const p of take) p.reject(e);
+      }
     }
   }
 }
