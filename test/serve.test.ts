@@ -6,6 +6,7 @@
  * it all; bad input gets the right 4xx and the server keeps serving.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
@@ -21,7 +22,7 @@ import { openStore } from '../src/store/open.js';
 import type { Store } from '../src/store/store.js';
 import { auroc } from '../src/train/metrics.js';
 import { train } from '../src/train/train.js';
-import { datasets, NO_DATASETS, tmp } from './helpers.js';
+import { CLI, datasets, NO_DATASETS, tmp } from './helpers.js';
 
 const KEY = 'test-key-0123456789abcdef';
 const SECRET = 'webhook-secret-xyz';
@@ -621,10 +622,11 @@ apiSuite('PostgreSQL', async () => {
 describe('nadir serve learns a baseline when it has no model', () => {
   it('collects N flows, fits, registers and activates a model, then scores', async (ctx) => {
     if (!cic) return ctx.skip(NO_DATASETS);
-    const store = await openStore({ dataDir: tmp('nadir-learn-'), databaseUrl: '' });
+    const dataDir = tmp('nadir-learn-');
+    const store = await openStore({ dataDir, databaseUrl: '' });
     const srv = await buildServer({
       store,
-      dataDir: tmp('nadir-learn-data-'),
+      dataDir,
       apiKeys: [KEY],
       initialConfig: { learning: { ...DEFAULT_CONFIG.learning, baselineFlows: 300 } },
     });
@@ -688,6 +690,32 @@ describe('nadir serve learns a baseline when it has no model', () => {
     } finally {
       await srv.app.close();
     }
+    // The ingested flows come back out as a CSV that `nadir train` reads.
+    const csv = join(dataDir, 'recorded.csv');
+    const exp = spawnSync(process.execPath, [CLI, 'export-traffic', '--data-dir', dataDir, '-o', csv], {
+      encoding: 'utf8',
+      env: { ...process.env, DATABASE_URL: '' },
+    });
+    assert.equal(exp.status, 0, exp.stderr);
+    const lines = readFileSync(csv, 'utf8').trim().split('\n');
+    assert.equal(lines.length, 151, 'header + the 150 ingested rows');
+    const header = lines[0].split(',');
+    const rows = csvObjects(join(cic, 'BENIGN_5000.csv'), 300).slice(150, 300);
+    const fid = header.indexOf('Flow ID');
+    const dur = header.indexOf('Flow Duration');
+    lines.slice(1).forEach((l, i) => {
+      const cells = l.split(',');
+      assert.equal(cells[fid], rows[i]['Flow ID']);
+      assert.equal(Number(cells[dur]), Number(rows[i]['Flow Duration']));
+    });
+    const tr = spawnSync(
+      process.execPath,
+      [CLI, 'train', '--data', csv, '--out', join(dataDir, 'm2'), '--quiet'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(tr.status, 0, tr.stderr);
   });
 });
 

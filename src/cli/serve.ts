@@ -5,13 +5,17 @@
  * SIGINT/SIGTERM: stop accepting, finish requests in flight, commit everything accepted, exit 0.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { chmodSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError } from 'commander';
 import { UserError } from '../core/diagnostics.js';
+import { CIC_FEATURES, ID_COLUMNS, LABEL_CANDIDATES } from '../ingest/columns.js';
+import { flatRecord } from '../ingest/json-records.js';
 import { buildServer } from '../server/app.js';
 import { validateConfig, withConfigDefaults } from '../server/config.js';
 import { openStore } from '../store/open.js';
+import { csvCell } from './format.js';
 
 const SERVER_KEYS = [
   'host',
@@ -93,7 +97,74 @@ export function ensureApiKey(dataDir: string): { key: string; path: string; crea
   return { key, path, created: true };
 }
 
+/** Canonical column order for recorded traffic: identifiers, CIC features, others, the label last. */
+function columnOrder(seen: Set<string>): string[] {
+  const known = [...ID_COLUMNS, ...CIC_FEATURES].filter((c) => seen.has(c));
+  const rest = [...seen]
+    .filter((c) => !known.includes(c as (typeof known)[number]) && !LABEL_CANDIDATES.includes(c))
+    .sort();
+  const labels = LABEL_CANDIDATES.filter((c) => seen.has(c));
+  return [...known, ...rest, ...labels];
+}
+
 export function addServeCommand(program: Command): void {
+  program
+    .command('export-traffic')
+    .description('write the flows recorded with POST /api/v1/ingest as a CSV that `nadir train` reads')
+    .requiredOption('-o, --output <file>', 'CSV file to write')
+    .option('--data-dir <dir>', 'the service data directory (env NADIR_DATA_DIR)')
+    .option('--database-url <url>', 'read from PostgreSQL (env DATABASE_URL)')
+    .option('--source <name>', 'only flows from this source (e.g. api)')
+    .addHelpText(
+      'after',
+      `
+The store must not be held by a running \`nadir serve\` when it is the embedded DuckDB (stop the
+service first); with PostgreSQL it may run. Columns: the union of the recorded records' columns,
+canonical names (identifiers, CIC features in their usual order, others, the label last).
+
+Example:
+  nadir export-traffic -o normal.csv && nadir train --data normal.csv --out models/mine`,
+    )
+    .action(async (o) => {
+      const dataDir = resolve(o.dataDir ?? process.env.NADIR_DATA_DIR ?? 'nadir-data');
+      const databaseUrl = o.databaseUrl ?? process.env.DATABASE_URL;
+      if (!databaseUrl && !existsSync(dataDir))
+        throw new UserError(`${dataDir}: no such data directory`, "give the service's --data-dir");
+      const store = await openStore({ dataDir, databaseUrl: databaseUrl ?? '' });
+      try {
+        const total = await store.countIngested();
+        if (total === 0)
+          throw new UserError('no recorded flows in the store', 'record some with POST /api/v1/ingest');
+        // Pass 1: the columns; pass 2: the rows.
+        const seen = new Set<string>();
+        const pages = async (f: (r: Record<string, unknown>) => void) => {
+          let after = 0;
+          for (;;) {
+            const rows = await store.readIngested(after, 10_000);
+            if (rows.length === 0) break;
+            for (const r of rows) if (!o.source || r.source === o.source) f(flatRecord(r.record));
+            after = rows[rows.length - 1].id;
+          }
+        };
+        await pages((r) => {
+          for (const k of Object.keys(r)) seen.add(k);
+        });
+        const cols = columnOrder(seen);
+        const out = createWriteStream(o.output);
+        out.write(`${cols.map(csvCell).join(',')}\n`);
+        let n = 0;
+        await pages((r) => {
+          out.write(`${cols.map((c) => csvCell(r[c])).join(',')}\n`);
+          n++;
+        });
+        out.end();
+        await once(out, 'finish');
+        process.stderr.write(`${o.output}: ${n} recorded flows, ${cols.length} columns\n`);
+      } finally {
+        await store.close();
+      }
+    });
+
   program
     .command('serve')
     .description('run the detection service: REST API, store, alerts (no configuration needed)')

@@ -380,3 +380,29 @@ export function threatName(isAnomaly: boolean, threatType: string | null): strin
   if (!isAnomaly) return 'Benign';
   return threatType && threatType !== BENIGN ? threatType : 'Anomaly';
 }
+
+const FLOW_RECORD_IDS: Record<string, string> = {
+  flowId: 'Flow ID',
+  srcIp: 'Src IP',
+  srcPort: 'Src Port',
+  dstIp: 'Dst IP',
+  dstPort: 'Dst Port',
+  timestamp: 'Timestamp',
+  protocol: 'Protocol',
+  label: 'Label',
+};
+
+/**
+ * A received record as one flat row of canonical column names (a FlowRecord's identity, features
+ * and categories, or CIC-named columns in either flavour), for writing recorded traffic as CSV.
+ */
+export function flatRecord(rec: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (typeof rec.features === 'object' && rec.features !== null) {
+    for (const [k, name] of Object.entries(FLOW_RECORD_IDS)) if (rec[k] !== undefined) out[name] = rec[k];
+    for (const part of [rec.features, rec.categories])
+      if (part && typeof part === 'object')
+        for (const [k, v] of Object.entries(part as Record<string, unknown>)) out[canonical(k)] = v;
+  } else for (const [k, v] of Object.entries(rec)) out[canonical(k)] = v;
+  return out;
+}
