@@ -22,6 +22,7 @@ const SERVER_KEYS = [
   'port',
   'dataDir',
   'databaseUrl',
+  'databaseSchema',
   'apiKeys',
   'readsRequireAuth',
   'bodyLimit',
@@ -38,6 +39,7 @@ interface ServeFile {
     port?: number;
     dataDir?: string;
     databaseUrl?: string;
+    databaseSchema?: string;
     apiKeys?: string[];
     readsRequireAuth?: boolean;
     bodyLimit?: number;
@@ -172,6 +174,10 @@ Example:
     .option('--port <n>', 'port; 0 picks a free one (env NADIR_PORT)', intArg('--port', 0, 65535))
     .option('--data-dir <dir>', 'where the embedded database, models and API key live (env NADIR_DATA_DIR)')
     .option('--database-url <url>', 'use PostgreSQL instead of the embedded DuckDB (env DATABASE_URL)')
+    .option(
+      '--database-schema <name>',
+      'PostgreSQL schema to use, created if missing (env NADIR_DATABASE_SCHEMA)',
+    )
     .option('--model <dir>', 'import this model bundle into the registry and activate it')
     .option('--api-key <key...>', 'API key(s) accepted for writes (env NADIR_API_KEYS, comma-separated)')
     .option('--reads-require-auth', 'require an API key for reads too')
@@ -238,7 +244,8 @@ Examples:
           2,
         );
 
-      const store = await openStore({ dataDir, databaseUrl });
+      const schema = o.databaseSchema ?? process.env.NADIR_DATABASE_SCHEMA ?? s.databaseSchema;
+      const store = await openStore({ dataDir, databaseUrl: databaseUrl ?? '', schema });
       const level = String(o.logLevel ?? 'info');
       const server = await buildServer({
         store,
