@@ -534,6 +534,26 @@ function apiSuite(name: string, open: () => Promise<Store | string>) {
         assert.equal(res.status, status, `${what}: ${JSON.stringify(body)}`);
         assert.match(`${body.message} ${JSON.stringify(body.problems ?? [])}`, msg, what);
       }
+      // A union of rule types: only the meant branch is reported, each allowed value once.
+      const rules = [
+        { name: 'a', type: 'score', groupBy: 'host', severity: 'auto', minScore: null },
+        { name: 'b', type: 'count', k: 0, windowSeconds: 5, groupBy: 'dst', severity: 'auto' },
+      ];
+      const bad = await fetch(`${base}/api/v1/config`, {
+        method: 'PUT',
+        headers: auth,
+        body: JSON.stringify({ ...DEFAULT_CONFIG, alerts: { ...DEFAULT_CONFIG.alerts, rules } }),
+      });
+      assert.equal(bad.status, 400);
+      const body = (await bad.json()) as { problems: { path: string; message: string }[] };
+      assert.deepEqual(body.problems, [
+        { path: '/alerts/rules/0/groupBy', message: 'must be one of "none", "src", "dst", "pair"' },
+        {
+          path: '/alerts/rules/1/severity',
+          message: 'must be one of "info", "low", "medium", "high", "critical"',
+        },
+        { path: '/alerts/rules/1/k', message: 'must be >= 1' },
+      ]);
       const health = await get('/health');
       assert.equal(health.status, 200);
     });

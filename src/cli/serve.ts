@@ -8,12 +8,14 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { chmodSync, createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Ajv } from 'ajv';
 import { type Command, InvalidArgumentError } from 'commander';
 import { UserError } from '../core/diagnostics.js';
 import { CIC_FEATURES, ID_COLUMNS, LABEL_CANDIDATES } from '../ingest/columns.js';
 import { flatRecord } from '../ingest/json-records.js';
 import { buildServer } from '../server/app.js';
 import { validateConfig, withConfigDefaults } from '../server/config.js';
+import { schemaProblems } from '../server/schemas.js';
 import { openStore } from '../store/open.js';
 import { csvCell } from './format.js';
 
@@ -32,6 +34,25 @@ const SERVER_KEYS = [
   'trustProxy',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Types and ranges of the config file's "server" section (as the flags check them). */
+const serverCheck = new Ajv({ allErrors: true, strict: false }).compile({
+  type: 'object',
+  properties: {
+    host: { type: 'string', minLength: 1 },
+    port: { type: 'integer', minimum: 0, maximum: 65535 },
+    dataDir: { type: 'string', minLength: 1 },
+    databaseUrl: { type: 'string', minLength: 1 },
+    databaseSchema: { type: 'string', minLength: 1 },
+    apiKeys: { type: 'array', items: { type: 'string', minLength: 16 } },
+    readsRequireAuth: { type: 'boolean' },
+    bodyLimit: { type: 'integer', minimum: 1024, maximum: 1 << 30 },
+    maxBatch: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    rateLimit: { type: 'integer', minimum: 1 },
+    model: { type: 'string', minLength: 1 },
+    trustProxy: { type: ['boolean', 'string'] },
+  },
+});
 
 interface ServeFile {
   server?: {
@@ -70,6 +91,13 @@ function readConfigFile(path: string): ServeFile {
     if (extra.length)
       throw new Error(`unknown section(s) ${extra.join(', ')}; expected "server" and "config"`);
     const f = v as ServeFile;
+    if (f.server !== undefined && !serverCheck(f.server))
+      throw new Error(
+        `"server"${schemaProblems(serverCheck.errors ?? [])
+          .slice(0, 5)
+          .map((p) => ` ${p.path} ${p.message}`)
+          .join(';')}`,
+      );
     const unknown = Object.keys(f.server ?? {}).filter((k) => !SERVER_KEYS.includes(k));
     if (unknown.length)
       throw new Error(`unknown "server" setting(s) ${unknown.join(', ')}; known: ${SERVER_KEYS.join(', ')}`);
@@ -116,6 +144,7 @@ export function addServeCommand(program: Command): void {
     .requiredOption('-o, --output <file>', 'CSV file to write')
     .option('--data-dir <dir>', 'the service data directory (env NADIR_DATA_DIR)')
     .option('--database-url <url>', 'read from PostgreSQL (env DATABASE_URL)')
+    .option('--database-schema <name>', 'PostgreSQL schema (env NADIR_DATABASE_SCHEMA)')
     .option('--source <name>', 'only flows from this source (e.g. api)')
     .addHelpText(
       'after',
@@ -132,7 +161,8 @@ Example:
       const databaseUrl = o.databaseUrl ?? process.env.DATABASE_URL;
       if (!databaseUrl && !existsSync(dataDir))
         throw new UserError(`${dataDir}: no such data directory`, "give the service's --data-dir");
-      const store = await openStore({ dataDir, databaseUrl: databaseUrl ?? '' });
+      const schema = o.databaseSchema ?? process.env.NADIR_DATABASE_SCHEMA;
+      const store = await openStore({ dataDir, databaseUrl: databaseUrl ?? '', schema });
       try {
         const total = await store.countIngested();
         if (total === 0)
@@ -151,6 +181,11 @@ Example:
         await pages((r) => {
           for (const k of Object.keys(r)) seen.add(k);
         });
+        if (seen.size === 0)
+          throw new UserError(
+            `none of the ${total} recorded flows comes from source '${o.source}'`,
+            'the API records flows with source "api"',
+          );
         const cols = columnOrder(seen);
         const out = createWriteStream(o.output);
         out.write(`${cols.map(csvCell).join(',')}\n`);
@@ -205,8 +240,9 @@ Examples:
   nadir serve
   nadir serve --model models/cic --port 9000
   DATABASE_URL=postgres://nadir@db/nadir nadir serve --host 0.0.0.0
+  # records are FlowRecords or CIC-named columns; a model needs every column it was trained on
   curl -H "Authorization: Bearer $(cat nadir-data/api-key)" -H 'content-type: application/json' \\
-       -d '{"records":[{"Flow Duration":1200,"Total Fwd Packet":3}]}' http://127.0.0.1:8080/api/v1/detect`,
+       -d @batch.json http://127.0.0.1:8080/api/v1/detect        # batch.json: {"records":[{…}, …]}`,
     )
     .action(async (o) => {
       const file = o.config ?? process.env.NADIR_CONFIG;

@@ -213,24 +213,21 @@ export class RecordDecoder {
         const x = typeof v === 'number' ? v : numberOf(v);
         if (x === undefined)
           problem(i, parent ? [parent, rawName] : [rawName], 'must be a number, a numeric string or null');
-        else {
-          numeric[i * k + sl.ni] = x;
-          if (!seenNum[sl.ni]) {
-            seenNum[sl.ni] = 1;
-            seenN++;
-          }
+        else numeric[i * k + sl.ni] = x;
+        // Present (even when invalid: reported above, not again as missing).
+        if (!seenNum[sl.ni]) {
+          seenNum[sl.ni] = 1;
+          seenN++;
         }
       }
       if (sl.si >= 0) {
         const t = textOf(v);
         if (t === undefined)
           problem(i, parent ? [parent, rawName] : [rawName], 'must be a string or a number');
-        else {
-          strings[sl.si][i] = t;
-          if (!seenStr[sl.si]) {
-            seenStr[sl.si] = 1;
-            seenS++;
-          }
+        else strings[sl.si][i] = t;
+        if (!seenStr[sl.si]) {
+          seenStr[sl.si] = 1;
+          seenS++;
         }
       }
       if (sl.protocol) {

@@ -50,6 +50,7 @@ import {
   PredictionQueryT,
   PredictionT,
   RecordsBodyT,
+  schemaProblems,
   ThreatResponseT,
 } from './schemas.js';
 
@@ -156,72 +157,6 @@ function modelJson(m: ModelRecord) {
   };
 }
 
-/**
- * Ajv errors → problems with JSON pointers (`/records/0`, `/alerts/rules/1/k`, `?limit`). A value
- * outside a union of constants (`groupBy`, `status`) gives one "must be one of" problem instead
- * of one per constant, and those lead; the union's own summary error is dropped.
- */
-function problemsOf(e: FastifyError): { path: string; message: string }[] {
-  const where = e.validationContext;
-  const errors = (e.validation ?? []).filter((v) => v.keyword !== 'anyOf');
-  const allowed = new Map<string, unknown[]>();
-  for (const v of errors)
-    if (v.keyword === 'const') {
-      const list = allowed.get(v.instancePath) ?? [];
-      list.push((v.params as { allowedValue: unknown }).allowedValue);
-      allowed.set(v.instancePath, list);
-    }
-  const out: { path: string; message: string }[] = [];
-  const seen = new Set<string>();
-  const add = (p: { path: string; message: string }) => {
-    const key = `${p.path} ${p.message}`;
-    if (!seen.has(key)) {
-      seen.add(key);
-      out.push(p);
-    }
-  };
-  const place = (path: string) =>
-    where === 'querystring'
-      ? `?${path.replace(/^\//, '')}`
-      : where === 'params'
-        ? `{${path.replace(/^\//, '')}}`
-        : path || '/';
-  // A discriminator (`type`) mismatch only says which branch was not meant.
-  for (const [path, values] of allowed)
-    if (!path.endsWith('/type') || values.length > 1)
-      add({
-        path: place(path),
-        message: `must be one of ${values.map((x) => JSON.stringify(x)).join(', ')}`,
-      });
-  for (const p of problemsOfRaw(
-    where,
-    errors.filter((v) => v.keyword !== 'const'),
-  ))
-    add(p);
-  return out;
-}
-
-function problemsOfRaw(
-  where: string | undefined,
-  errors: NonNullable<FastifyError['validation']>,
-): { path: string; message: string }[] {
-  return errors.map((v) => {
-    const params = v.params as Record<string, unknown>;
-    let path = v.instancePath || '';
-    let message = v.message ?? 'invalid';
-    if (v.keyword === 'additionalProperties') {
-      path = `${path}/${String(params.additionalProperty)}`;
-      message = 'unknown field';
-    } else if (v.keyword === 'required') {
-      path = `${path}/${String(params.missingProperty)}`;
-      message = 'is required';
-    }
-    if (where === 'querystring') path = `?${path.replace(/^\//, '')}`;
-    else if (where === 'params') path = `{${path.replace(/^\//, '')}}`;
-    return { path: path || '/', message };
-  });
-}
-
 export async function buildServer(opts: ServerOptions): Promise<Server> {
   const bodyLimit = opts.bodyLimit ?? 16 * 1024 * 1024;
   const maxBatch = opts.maxBatch ?? 10_000;
@@ -321,7 +256,10 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       problems = err.problems;
     } else if ((err as FastifyError).validation) {
       status = 400;
-      problems = problemsOf(err as FastifyError);
+      problems = schemaProblems(
+        (err as FastifyError).validation ?? [],
+        (err as FastifyError).validationContext,
+      );
       message = `invalid request: ${problems[0]?.path} ${problems[0]?.message}`;
       metrics.rejected.inc({ reason: 'validation' });
     } else {

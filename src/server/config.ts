@@ -10,6 +10,7 @@ import Type, { type Static } from 'typebox';
 import { redactChannel, SECRET_MARK, validateChannel } from '../alert/channels.js';
 import { parseThresholdMethod } from '../detect/calibration.js';
 import { detectorFactory, detectorKinds } from '../detect/detector.js';
+import { schemaProblems } from './schemas.js';
 
 const SeverityT = Type.Union([
   Type.Literal('info'),
@@ -237,16 +238,7 @@ const configCheck = new Ajv({ allErrors: true, strict: false }).compile(ServiceC
 
 /** Schema and semantic problems of a whole configuration document (a config file's, say). */
 export function validateConfig(c: unknown): { path: string; message: string }[] {
-  if (!configCheck(c))
-    return (configCheck.errors ?? [])
-      .filter((e) => e.keyword !== 'anyOf')
-      .map((e) => ({
-        path:
-          e.keyword === 'additionalProperties'
-            ? `${e.instancePath}/${String((e.params as { additionalProperty: string }).additionalProperty)}`
-            : e.instancePath || '/',
-        message: e.keyword === 'additionalProperties' ? 'unknown field' : (e.message ?? 'invalid'),
-      }));
+  if (!configCheck(c)) return schemaProblems(configCheck.errors ?? []);
   return checkConfig(c as ServiceConfig);
 }
 
@@ -283,11 +275,17 @@ export function restoreSecrets(next: ServiceConfig, current: ServiceConfig): Ser
   return { ...next, alerts: { ...next.alerts, channels } };
 }
 
-/** Fills sections missing from a stored document (older versions) with the defaults. */
+/**
+ * Fills sections missing from a stored document (older versions) with the defaults. Sections it
+ * does not know, or that are not objects, are kept as they are, so validation names them.
+ */
 export function withConfigDefaults(stored: Record<string, unknown> | null): ServiceConfig {
-  const base = structuredClone(DEFAULT_CONFIG) as unknown as Record<string, Record<string, unknown>>;
+  const base = structuredClone(DEFAULT_CONFIG) as unknown as Record<string, unknown>;
   if (stored)
     for (const [k, v] of Object.entries(stored))
-      if (k in base && v && typeof v === 'object' && !Array.isArray(v)) base[k] = { ...base[k], ...v };
+      base[k] =
+        k in DEFAULT_CONFIG && v && typeof v === 'object' && !Array.isArray(v)
+          ? { ...(base[k] as Record<string, unknown>), ...v }
+          : v;
   return base as unknown as ServiceConfig;
 }

@@ -2,6 +2,7 @@
  * JSON schemas of the API's requests and responses (TypeBox): they validate requests, drive the
  * fast response serialiser, and generate `/api/v1/openapi.json`.
  */
+import type { ErrorObject } from 'ajv';
 import Type from 'typebox';
 
 export const ErrorT = Type.Object(
@@ -199,3 +200,79 @@ export const ModelT = Type.Object({
 
 export const IdParamT = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 export const ModelIdParamT = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
+
+/** The schema-path prefix of the outermost `anyOf` an error lies under, and the branch index. */
+function branchOf(e: ErrorObject): { union: string; branch: number } | null {
+  const m = /^(.*?)\/anyOf\/(\d+)\//.exec(e.schemaPath);
+  return m
+    ? { union: `${m[1]}@${e.instancePath.split('/').slice(0, 4).join('/')}`, branch: Number(m[2]) }
+    : null;
+}
+
+/**
+ * Ajv errors → problems with JSON pointers (`/records/0`, `/alerts/rules/1/k`, `?limit`), for
+ * people:
+ * - in a union of objects told apart by `type` (alert rules, channels), only the branch the value
+ *   names is reported, not why it fails every other branch;
+ * - a value outside a union of constants (`groupBy`, `status`) gives one "must be one of"
+ *   problem, listed first;
+ * - `additionalProperties` / `required` name the field; duplicates are dropped.
+ */
+export function schemaProblems(errors: ErrorObject[], where?: string): { path: string; message: string }[] {
+  let list = errors.filter((e) => e.keyword !== 'anyOf');
+  // Discriminated unions: keep the branch whose `type` matched.
+  const byUnion = new Map<string, Map<number, ErrorObject[]>>();
+  for (const e of list) {
+    const b = branchOf(e);
+    if (!b) continue;
+    const u = byUnion.get(b.union) ?? new Map<number, ErrorObject[]>();
+    const errs = u.get(b.branch) ?? [];
+    errs.push(e);
+    u.set(b.branch, errs);
+    byUnion.set(b.union, u);
+  }
+  const dropped = new Set<ErrorObject>();
+  for (const branches of byUnion.values()) {
+    const typeMiss = (errs: ErrorObject[]) =>
+      errs.some((e) => e.keyword === 'const' && e.instancePath.endsWith('/type'));
+    const meant = [...branches.entries()].filter(([, errs]) => !typeMiss(errs));
+    if (meant.length === 1 && branches.size > 1)
+      for (const [i, errs] of branches) if (i !== meant[0][0]) for (const e of errs) dropped.add(e);
+  }
+  list = list.filter((e) => !dropped.has(e));
+  const place = (path: string) =>
+    where === 'querystring'
+      ? `?${path.replace(/^\//, '')}`
+      : where === 'params'
+        ? `{${path.replace(/^\//, '')}}`
+        : path || '/';
+  const out: { path: string; message: string }[] = [];
+  const seen = new Set<string>();
+  const add = (path: string, message: string) => {
+    const key = `${path} ${message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push({ path: place(path), message });
+    }
+  };
+  const allowed = new Map<string, Set<string>>();
+  for (const e of list)
+    if (e.keyword === 'const') {
+      const vals = allowed.get(e.instancePath) ?? new Set<string>();
+      vals.add(JSON.stringify((e.params as { allowedValue: unknown }).allowedValue));
+      allowed.set(e.instancePath, vals);
+    }
+  // A lone `type` mismatch only says which branch was not meant.
+  for (const [path, vals] of allowed)
+    if (!path.endsWith('/type') || vals.size > 1) add(path, `must be one of ${[...vals].join(', ')}`);
+  for (const e of list) {
+    if (e.keyword === 'const') continue;
+    const params = e.params as Record<string, unknown>;
+    if (e.keyword === 'additionalProperties')
+      add(`${e.instancePath}/${String(params.additionalProperty)}`, 'unknown field');
+    else if (e.keyword === 'required')
+      add(`${e.instancePath}/${String(params.missingProperty)}`, 'is required');
+    else add(e.instancePath, e.message ?? 'invalid');
+  }
+  return out;
+}
