@@ -33,6 +33,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { RecordDecoder } from '../src/ingest/json-records.js';
+import { predictionOf } from '../src/pipeline/service.js';
 import { buildServer } from '../src/server/app.js';
 import { DetectResponseT, RecordsBodyT } from '../src/server/schemas.js';
 import { openStore } from '../src/store/open.js';
@@ -430,25 +431,9 @@ async function stages(model: string, bodyList: string[], batch: number) {
   let k = 0;
   const pick = () => parsed[k++ % parsed.length].records;
   const sample = await srv.service.detect(pick(), '/records', 'api');
-  const predRows: PredictionInput[] = sample.verdicts.map((v) => ({
-    ts: Date.now(),
-    source: 'api',
-    model: v.model,
-    score: v.score,
-    threshold: v.threshold,
-    isAnomaly: v.is_anomaly,
-    threatType: v.threat_type,
-    label: null,
-    flowId: v.flow_id,
-    srcIp: v.src_ip,
-    srcPort: v.src_port,
-    dstIp: v.dst_ip,
-    dstPort: v.dst_port,
-    protocol: v.protocol,
-    flowTimestamp: null,
-    contributions: v.contributions ?? null,
-    features: null,
-  }));
+  const predRows: PredictionInput[] = sample.verdicts.map((v) =>
+    predictionOf(v, Date.now(), 'api', { label: null, flowTimestamp: null, features: null }),
+  );
   const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
   const out: [string, number][] = [];
   out.push(['JSON.parse of the body', await timeIt(n, () => JSON.parse(bodyList[k++ % bodyList.length]))]);

@@ -307,7 +307,13 @@ export class DetectionService extends EventEmitter {
       verdicts[i] = v;
       if (isAnomaly || this.config.detection.storeNormal) {
         stored.push(i);
-        rows.push(predictionOf(v, dec, i, now, source, featureSets[i]));
+        rows.push(
+          predictionOf(v, now, source, {
+            label: dec.ids.label[i],
+            flowTimestamp: dec.ids.timestamp[i],
+            features: featureSets[i],
+          }),
+        );
       }
     }
     const ids = await this.predictions.write(rows);
@@ -364,7 +370,13 @@ export class DetectionService extends EventEmitter {
     for (let i = 0; i < n; i++) verdicts.push(this.verdictOf(dec, i, null, null, null, false, null));
     if (store && this.config.detection.storeNormal) {
       const ids = await this.predictions.write(
-        verdicts.map((v, i) => predictionOf(v, dec, i, now, source, null)),
+        verdicts.map((v, i) =>
+          predictionOf(v, now, source, {
+            label: dec.ids.label[i],
+            flowTimestamp: dec.ids.timestamp[i],
+            features: null,
+          }),
+        ),
       );
       ids.forEach((id, i) => {
         verdicts[i].id = id;
@@ -510,13 +522,12 @@ function featuresOf(rows: Rows, i: number): Record<string, number> {
   return out;
 }
 
-function predictionOf(
+/** The store row of a verdict; `label` and `flowTimestamp` come from the input record. */
+export function predictionOf(
   v: ApiVerdict,
-  dec: DecodedRecords,
-  i: number,
   ts: number,
   source: string,
-  features: Record<string, number> | null,
+  record: { label: string | null; flowTimestamp: string | null; features: Record<string, number> | null },
 ): PredictionInput {
   return {
     ts,
@@ -526,15 +537,15 @@ function predictionOf(
     threshold: v.threshold,
     isAnomaly: v.is_anomaly,
     threatType: v.threat_type,
-    label: dec.ids.label[i],
+    label: record.label,
     flowId: v.flow_id,
     srcIp: v.src_ip,
     srcPort: v.src_port,
     dstIp: v.dst_ip,
     dstPort: v.dst_port,
     protocol: v.protocol,
-    flowTimestamp: dec.ids.timestamp[i],
+    flowTimestamp: record.flowTimestamp,
     contributions: v.contributions ?? null,
-    features,
+    features: record.features,
   };
 }

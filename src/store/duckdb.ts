@@ -20,39 +20,60 @@ import { UserError } from '../core/diagnostics.js';
 import { migrate } from './migrations.js';
 import {
   ALERT_COLUMNS,
-  alertSet,
-  alertWhere,
+  type AlertPatch,
+  activeAlert,
+  alertPage,
+  alertParams,
+  alertStatusUpdate,
+  alertUpdate,
+  COUNT_INGESTED,
+  DEACTIVATE_OTHER_MODELS,
+  DELETE_OLD_ALERTS,
+  DELETE_OLD_DELIVERIES,
+  DELETE_OLD_INGESTED,
+  DELETE_OLD_PREDICTIONS,
+  DELIVERY_COLUMNS,
+  deliveryParams,
+  FIND_MODEL,
+  GET_ALERT,
+  GET_MODEL,
+  ingestedRead,
   json,
-  MAX_INGEST_READ,
+  LATEST_CONFIG,
+  LIST_MODELS,
+  modelParams,
   ms,
   noSuchModel,
   num,
-  PREDICTION_COLUMNS,
+  PING,
   page,
-  predictionWhere,
+  predictionCount,
+  predictionPage,
   type Row,
+  SCHEMA_VERSION,
   toAlert,
+  toConfig,
   toDelivery,
   toIngested,
   toModel,
   toPrediction,
+  UPSERT_MODEL,
 } from './sql.js';
-import {
-  type Alert,
-  type AlertInput,
-  type AlertQuery,
-  type AlertStatus,
-  type Delivery,
-  type DeliveryInput,
-  type Ingested,
-  type IngestedInput,
-  type ModelRecord,
-  type Page,
-  type Prediction,
-  type PredictionInput,
-  type PredictionQuery,
-  pageSize,
-  type Store,
+import type {
+  Alert,
+  AlertInput,
+  AlertQuery,
+  AlertStatus,
+  Delivery,
+  DeliveryInput,
+  Ingested,
+  IngestedInput,
+  ModelRecord,
+  Page,
+  Prediction,
+  PredictionInput,
+  PredictionQuery,
+  Store,
 } from './store.js';
 
 type Param = string | number | boolean | bigint | null;
@@ -215,18 +236,13 @@ export class DuckDbStore implements Store {
   }
 
   async queryPredictions(q: PredictionQuery): Promise<Page<Prediction>> {
-    const size = pageSize(q.limit);
-    const w = predictionWhere(q, true);
-    const rows = await this.read(
-      `SELECT id, ${PREDICTION_COLUMNS.join(', ')} FROM predictions ${w.sql()} ORDER BY id DESC LIMIT $${w.params.length + 1}`,
-      [...w.params, size + 1],
-    );
-    return page(rows.map(toPrediction), size);
+    const { sql, params, size } = predictionPage(q);
+    return page((await this.read(sql, params)).map(toPrediction), size);
   }
 
   async countPredictions(q: PredictionQuery = {}): Promise<number> {
-    const w = predictionWhere(q, false);
-    const [r] = await this.read(`SELECT count(*) AS n FROM predictions ${w.sql()}`, w.params);
+    const { sql, params } = predictionCount(q);
+    const [r] = await this.read(sql, params);
     return num(r.n);
   }
 
@@ -254,16 +270,12 @@ export class DuckDbStore implements Store {
   }
 
   async readIngested(after: number, limit: number): Promise<Ingested[]> {
-    const n = Math.max(1, Math.min(MAX_INGEST_READ, Math.floor(limit) || 1));
-    const rows = await this.read(
-      'SELECT id, ts, source, record FROM ingested WHERE id > $1 ORDER BY id LIMIT $2',
-      [Math.floor(after), n],
-    );
-    return rows.map(toIngested);
+    const { sql, params } = ingestedRead(after, limit);
+    return (await this.read(sql, params)).map(toIngested);
   }
 
   async countIngested(): Promise<number> {
-    const [r] = await this.read('SELECT count(*) AS n FROM ingested');
+    const [r] = await this.read(COUNT_INGESTED);
     return num(r.n);
   }
 
@@ -274,70 +286,39 @@ export class DuckDbStore implements Store {
       const [id] = this.take('alerts', 1);
       await c.run(
         `INSERT INTO alerts (${ALERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL)`,
-        [
-          id,
-          a.rule,
-          a.key,
-          a.severity,
-          a.status,
-          ms(a.firstSeen),
-          ms(a.lastSeen),
-          a.count,
-          a.score,
-          a.threshold,
-          a.model,
-          a.summary,
-          JSON.stringify(a.details),
-        ],
+        [id, ...alertParams(a)] as Param[],
       );
       return id;
     });
   }
 
-  async updateAlert(
-    id: number,
-    patch: Partial<Pick<AlertInput, 'count' | 'lastSeen' | 'score' | 'severity' | 'summary' | 'details'>>,
-  ): Promise<void> {
-    const params: unknown[] = [];
-    const set = alertSet(patch, params);
-    if (!set) return;
-    params.push(id);
-    await this.tx((c) => c.run(`UPDATE alerts ${set} WHERE id = $${params.length}`, params as Param[]));
+  async updateAlert(id: number, patch: AlertPatch): Promise<void> {
+    const u = alertUpdate(id, patch);
+    if (!u) return;
+    await this.tx((c) => c.run(u.sql, u.params as Param[]));
   }
 
   setAlertStatus(id: number, status: AlertStatus, at: number): Promise<Alert | null> {
     return this.tx(async (c) => {
-      const rows = await this.rows(
-        c,
-        `UPDATE alerts SET status_changed_at = CASE WHEN status <> $1 THEN $2 ELSE status_changed_at END,
-           status = $1 WHERE id = $3 RETURNING ${ALERT_COLUMNS}`,
-        [status, ms(at), id],
-      );
+      const { sql, params } = alertStatusUpdate(id, status, at);
+      const rows = await this.rows(c, sql, params);
       return rows.length ? toAlert(rows[0]) : null;
     });
   }
 
   async getAlert(id: number): Promise<Alert | null> {
-    const rows = await this.read(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE id = $1`, [id]);
+    const rows = await this.read(GET_ALERT, [id]);
     return rows.length ? toAlert(rows[0]) : null;
   }
 
   async queryAlerts(q: AlertQuery): Promise<Page<Alert>> {
-    const size = pageSize(q.limit);
-    const w = alertWhere(q);
-    const rows = await this.read(
-      `SELECT ${ALERT_COLUMNS} FROM alerts ${w.sql()} ORDER BY id DESC LIMIT $${w.params.length + 1}`,
-      [...w.params, size + 1],
-    );
-    return page(rows.map(toAlert), size);
+    const { sql, params, size } = alertPage(q);
+    return page((await this.read(sql, params)).map(toAlert), size);
   }
 
   async findActiveAlert(key: string, since: number): Promise<Alert | null> {
-    const rows = await this.read(
-      `SELECT ${ALERT_COLUMNS} FROM alerts
-       WHERE dedup_key = $1 AND status <> 'resolved' AND last_seen >= $2 ORDER BY id DESC LIMIT 1`,
-      [key, Math.ceil(since)],
-    );
+    const { sql, params } = activeAlert(key, since);
+    const rows = await this.read(sql, params);
     return rows.length ? toAlert(rows[0]) : null;
   }
 
@@ -346,10 +327,10 @@ export class DuckDbStore implements Store {
   insertDelivery(d: DeliveryInput): Promise<number> {
     return this.tx(async (c) => {
       const [id] = this.take('deliveries', 1);
-      await c.run(
-        'INSERT INTO deliveries (id, alert_id, channel, kind, attempt, ok, detail, ts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-        [id, d.alertId, d.channel, d.kind, d.attempt, d.ok, d.detail, ms(d.ts)],
-      );
+      await c.run(`INSERT INTO deliveries (${DELIVERY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, [
+        id,
+        ...deliveryParams(d),
+      ] as Param[]);
       return id;
     });
   }
@@ -358,7 +339,7 @@ export class DuckDbStore implements Store {
     if (alertIds.length === 0) return [];
     const marks = alertIds.map((_, i) => `$${i + 1}`).join(', ');
     const rows = await this.read(
-      `SELECT id, alert_id, channel, kind, attempt, ok, detail, ts FROM deliveries WHERE alert_id IN (${marks}) ORDER BY id`,
+      `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE alert_id IN (${marks}) ORDER BY id`,
       alertIds,
     );
     return rows.map(toDelivery);
@@ -368,40 +349,23 @@ export class DuckDbStore implements Store {
 
   putModel(m: ModelRecord): Promise<void> {
     return this.tx(async (c) => {
-      if (m.active) await c.run('UPDATE models SET active = false WHERE active AND id <> $1', [m.id]);
-      await c.run(
-        `INSERT INTO models (id, kind, path, created_at, registered_at, threshold, fingerprint, info, active)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, path = excluded.path, created_at = excluded.created_at,
-           registered_at = excluded.registered_at, threshold = excluded.threshold,
-           fingerprint = excluded.fingerprint, info = excluded.info, active = excluded.active`,
-        [
-          m.id,
-          m.kind,
-          m.path,
-          ms(m.createdAt),
-          ms(m.registeredAt),
-          m.threshold,
-          m.fingerprint,
-          JSON.stringify(m.info),
-          m.active,
-        ],
-      );
+      if (m.active) await c.run(DEACTIVATE_OTHER_MODELS, [m.id]);
+      await c.run(UPSERT_MODEL, modelParams(m) as Param[]);
     });
   }
 
   async listModels(): Promise<ModelRecord[]> {
-    return (await this.read('SELECT * FROM models ORDER BY registered_at, id')).map(toModel);
+    return (await this.read(LIST_MODELS)).map(toModel);
   }
 
   async getModel(id: string): Promise<ModelRecord | null> {
-    const rows = await this.read('SELECT * FROM models WHERE id = $1', [id]);
+    const rows = await this.read(GET_MODEL, [id]);
     return rows.length ? toModel(rows[0]) : null;
   }
 
   activateModel(id: string): Promise<void> {
     return this.tx(async (c) => {
-      const found = await this.rows(c, 'SELECT id FROM models WHERE id = $1', [id]);
+      const found = await this.rows(c, FIND_MODEL, [id]);
       if (!found.length) throw noSuchModel(id);
       await c.run('UPDATE models SET active = (id = $1) WHERE active OR id = $1', [id]);
     });
@@ -410,9 +374,7 @@ export class DuckDbStore implements Store {
   // --- configuration -----------------------------------------------------------------------------
 
   async getConfig(): Promise<{ version: number; value: Record<string, unknown> } | null> {
-    const rows = await this.read('SELECT version, value FROM config ORDER BY version DESC LIMIT 1');
-    if (!rows.length) return null;
-    return { version: num(rows[0].version), value: JSON.parse(String(rows[0].value)) };
+    return toConfig(await this.read(LATEST_CONFIG));
   }
 
   putConfig(value: Record<string, unknown>): Promise<number> {
@@ -440,12 +402,10 @@ export class DuckDbStore implements Store {
            ON CONFLICT (name) DO UPDATE SET last_id = greatest(id_floors.last_id, excluded.last_id)`,
           [t, this.next[t]],
         );
-      const predictions = (await c.run('DELETE FROM predictions WHERE ts < $1', [b])).rowsChanged;
-      const ingested = (await c.run('DELETE FROM ingested WHERE ts < $1', [b])).rowsChanged;
-      const old = `SELECT id FROM alerts WHERE status = 'resolved' AND last_seen < $1
-                   AND coalesce(status_changed_at, last_seen) < $1`;
-      await c.run(`DELETE FROM deliveries WHERE alert_id IN (${old})`, [b]);
-      const alerts = (await c.run(`DELETE FROM alerts WHERE id IN (${old})`, [b])).rowsChanged;
+      const predictions = (await c.run(DELETE_OLD_PREDICTIONS, [b])).rowsChanged;
+      const ingested = (await c.run(DELETE_OLD_INGESTED, [b])).rowsChanged;
+      await c.run(DELETE_OLD_DELIVERIES, [b]);
+      const alerts = (await c.run(DELETE_OLD_ALERTS, [b])).rowsChanged;
       return { predictions, ingested, alerts };
     });
   }
@@ -453,15 +413,11 @@ export class DuckDbStore implements Store {
   // --- housekeeping ------------------------------------------------------------------------------
 
   async ping(): Promise<void> {
-    await this.tx((c) =>
-      c.run('INSERT INTO heartbeat (id, ts) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET ts = excluded.ts', [
-        Date.now(),
-      ]),
-    );
+    await this.tx((c) => c.run(PING, [Date.now()]));
   }
 
   async schemaVersion(): Promise<number> {
-    const [r] = await this.read('SELECT coalesce(max(version), 0) AS v FROM schema_migrations');
+    const [r] = await this.read(SCHEMA_VERSION);
     return num(r.v);
   }
 

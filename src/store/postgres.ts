@@ -14,40 +14,61 @@ import pg from 'pg';
 import { UserError } from '../core/diagnostics.js';
 import { migrate } from './migrations.js';
 import {
-  ALERT_COLUMNS,
-  alertSet,
-  alertWhere,
-  MAX_INGEST_READ,
+  type AlertPatch,
+  activeAlert,
+  alertPage,
+  alertParams,
+  alertStatusUpdate,
+  alertUpdate,
+  COUNT_INGESTED,
+  DEACTIVATE_OTHER_MODELS,
+  DELETE_OLD_ALERTS,
+  DELETE_OLD_DELIVERIES,
+  DELETE_OLD_INGESTED,
+  DELETE_OLD_PREDICTIONS,
+  DELIVERY_COLUMNS,
+  deliveryParams,
+  FIND_MODEL,
+  GET_ALERT,
+  GET_MODEL,
+  ingestedRead,
+  LATEST_CONFIG,
+  LIST_MODELS,
+  modelParams,
   ms,
   noSuchModel,
   num,
+  PING,
   PREDICTION_COLUMNS,
   page,
+  predictionCount,
+  predictionPage,
   predictionValues,
-  predictionWhere,
   type Row,
+  SCHEMA_VERSION,
   toAlert,
+  toConfig,
   toDelivery,
   toIngested,
   toModel,
   toPrediction,
+  UPSERT_MODEL,
 } from './sql.js';
-import {
-  type Alert,
-  type AlertInput,
-  type AlertQuery,
-  type AlertStatus,
-  type Delivery,
-  type DeliveryInput,
-  type Ingested,
-  type IngestedInput,
-  type ModelRecord,
-  type Page,
-  type Prediction,
-  type PredictionInput,
-  type PredictionQuery,
-  pageSize,
-  type Store,
+import type {
+  Alert,
+  AlertInput,
+  AlertQuery,
+  AlertStatus,
+  Delivery,
+  DeliveryInput,
+  Ingested,
+  IngestedInput,
+  ModelRecord,
+  Page,
+  Prediction,
+  PredictionInput,
+  PredictionQuery,
+  Store,
 } from './store.js';
 
 /** What a schema name must look like (it is spliced into DDL, so nothing else gets through). */
@@ -197,18 +218,13 @@ export class PostgresStore implements Store {
   }
 
   async queryPredictions(q: PredictionQuery): Promise<Page<Prediction>> {
-    const size = pageSize(q.limit);
-    const w = predictionWhere(q, true);
-    const rows = await this.rows(
-      `SELECT id, ${PREDICTION_COLUMNS.join(', ')} FROM predictions ${w.sql()} ORDER BY id DESC LIMIT $${w.params.length + 1}`,
-      [...w.params, size + 1],
-    );
-    return page(rows.map(toPrediction), size);
+    const { sql, params, size } = predictionPage(q);
+    return page((await this.rows(sql, params)).map(toPrediction), size);
   }
 
   async countPredictions(q: PredictionQuery = {}): Promise<number> {
-    const w = predictionWhere(q, false);
-    const [r] = await this.rows(`SELECT count(*) AS n FROM predictions ${w.sql()}`, w.params);
+    const { sql, params } = predictionCount(q);
+    const [r] = await this.rows(sql, params);
     return num(r.n);
   }
 
@@ -225,16 +241,12 @@ export class PostgresStore implements Store {
   }
 
   async readIngested(after: number, limit: number): Promise<Ingested[]> {
-    const n = Math.max(1, Math.min(MAX_INGEST_READ, Math.floor(limit) || 1));
-    const rows = await this.rows(
-      'SELECT id, ts, source, record FROM ingested WHERE id > $1 ORDER BY id LIMIT $2',
-      [Math.floor(after), n],
-    );
-    return rows.map(toIngested);
+    const { sql, params } = ingestedRead(after, limit);
+    return (await this.rows(sql, params)).map(toIngested);
   }
 
   async countIngested(): Promise<number> {
-    const [r] = await this.rows('SELECT count(*) AS n FROM ingested');
+    const [r] = await this.rows(COUNT_INGESTED);
     return num(r.n);
   }
 
@@ -244,65 +256,36 @@ export class PostgresStore implements Store {
     const [r] = await this.rows(
       `INSERT INTO alerts (rule, dedup_key, severity, status, first_seen, last_seen, count, score, threshold, model, summary, details)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`,
-      [
-        a.rule,
-        a.key,
-        a.severity,
-        a.status,
-        ms(a.firstSeen),
-        ms(a.lastSeen),
-        a.count,
-        a.score,
-        a.threshold,
-        a.model,
-        a.summary,
-        JSON.stringify(a.details),
-      ],
+      alertParams(a),
     );
     return num(r.id);
   }
 
-  async updateAlert(
-    id: number,
-    patch: Partial<Pick<AlertInput, 'count' | 'lastSeen' | 'score' | 'severity' | 'summary' | 'details'>>,
-  ): Promise<void> {
-    const params: unknown[] = [];
-    const set = alertSet(patch, params);
-    if (!set) return;
-    params.push(id);
-    await this.rows(`UPDATE alerts ${set} WHERE id = $${params.length}`, params);
+  async updateAlert(id: number, patch: AlertPatch): Promise<void> {
+    const u = alertUpdate(id, patch);
+    if (!u) return;
+    await this.rows(u.sql, u.params);
   }
 
   async setAlertStatus(id: number, status: AlertStatus, at: number): Promise<Alert | null> {
-    const rows = await this.rows(
-      `UPDATE alerts SET status_changed_at = CASE WHEN status <> $1 THEN $2 ELSE status_changed_at END,
-         status = $1 WHERE id = $3 RETURNING ${ALERT_COLUMNS}`,
-      [status, ms(at), id],
-    );
+    const { sql, params } = alertStatusUpdate(id, status, at);
+    const rows = await this.rows(sql, params);
     return rows.length ? toAlert(rows[0]) : null;
   }
 
   async getAlert(id: number): Promise<Alert | null> {
-    const rows = await this.rows(`SELECT ${ALERT_COLUMNS} FROM alerts WHERE id = $1`, [id]);
+    const rows = await this.rows(GET_ALERT, [id]);
     return rows.length ? toAlert(rows[0]) : null;
   }
 
   async queryAlerts(q: AlertQuery): Promise<Page<Alert>> {
-    const size = pageSize(q.limit);
-    const w = alertWhere(q);
-    const rows = await this.rows(
-      `SELECT ${ALERT_COLUMNS} FROM alerts ${w.sql()} ORDER BY id DESC LIMIT $${w.params.length + 1}`,
-      [...w.params, size + 1],
-    );
-    return page(rows.map(toAlert), size);
+    const { sql, params, size } = alertPage(q);
+    return page((await this.rows(sql, params)).map(toAlert), size);
   }
 
   async findActiveAlert(key: string, since: number): Promise<Alert | null> {
-    const rows = await this.rows(
-      `SELECT ${ALERT_COLUMNS} FROM alerts
-       WHERE dedup_key = $1 AND status <> 'resolved' AND last_seen >= $2 ORDER BY id DESC LIMIT 1`,
-      [key, Math.ceil(since)],
-    );
+    const { sql, params } = activeAlert(key, since);
+    const rows = await this.rows(sql, params);
     return rows.length ? toAlert(rows[0]) : null;
   }
 
@@ -312,7 +295,7 @@ export class PostgresStore implements Store {
     const [r] = await this.rows(
       `INSERT INTO deliveries (alert_id, channel, kind, attempt, ok, detail, ts)
        VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-      [d.alertId, d.channel, d.kind, d.attempt, d.ok, d.detail, ms(d.ts)],
+      deliveryParams(d),
     );
     return num(r.id);
   }
@@ -320,8 +303,7 @@ export class PostgresStore implements Store {
   async deliveriesFor(alertIds: number[]): Promise<Delivery[]> {
     if (alertIds.length === 0) return [];
     const rows = await this.rows(
-      `SELECT id, alert_id, channel, kind, attempt, ok, detail, ts FROM deliveries
-       WHERE alert_id = ANY($1::bigint[]) ORDER BY id`,
+      `SELECT ${DELIVERY_COLUMNS} FROM deliveries WHERE alert_id = ANY($1::bigint[]) ORDER BY id`,
       [alertIds],
     );
     return rows.map(toDelivery);
@@ -333,43 +315,26 @@ export class PostgresStore implements Store {
     return this.tx(async (c) => {
       // Serialises activations, so two concurrent ones cannot both win.
       await c.query('LOCK TABLE models IN SHARE ROW EXCLUSIVE MODE');
-      if (m.active) await c.query('UPDATE models SET active = false WHERE active AND id <> $1', [m.id]);
-      await c.query(
-        `INSERT INTO models (id, kind, path, created_at, registered_at, threshold, fingerprint, info, active)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, path = excluded.path, created_at = excluded.created_at,
-           registered_at = excluded.registered_at, threshold = excluded.threshold,
-           fingerprint = excluded.fingerprint, info = excluded.info, active = excluded.active`,
-        [
-          m.id,
-          m.kind,
-          m.path,
-          ms(m.createdAt),
-          ms(m.registeredAt),
-          m.threshold,
-          m.fingerprint,
-          JSON.stringify(m.info),
-          m.active,
-        ],
-      );
+      if (m.active) await c.query(DEACTIVATE_OTHER_MODELS, [m.id]);
+      await c.query(UPSERT_MODEL, modelParams(m));
     });
   }
 
   async listModels(): Promise<ModelRecord[]> {
-    return (await this.rows('SELECT * FROM models ORDER BY registered_at, id')).map(toModel);
+    return (await this.rows(LIST_MODELS)).map(toModel);
   }
 
   async getModel(id: string): Promise<ModelRecord | null> {
-    const rows = await this.rows('SELECT * FROM models WHERE id = $1', [id]);
+    const rows = await this.rows(GET_MODEL, [id]);
     return rows.length ? toModel(rows[0]) : null;
   }
 
   activateModel(id: string): Promise<void> {
     return this.tx(async (c) => {
       await c.query('LOCK TABLE models IN SHARE ROW EXCLUSIVE MODE');
-      const found = await c.query('SELECT id FROM models WHERE id = $1', [id]);
+      const found = await c.query(FIND_MODEL, [id]);
       if (!found.rowCount) throw noSuchModel(id);
-      await c.query('UPDATE models SET active = false WHERE active AND id <> $1', [id]);
+      await c.query(DEACTIVATE_OTHER_MODELS, [id]);
       await c.query('UPDATE models SET active = true WHERE id = $1', [id]);
     });
   }
@@ -377,9 +342,7 @@ export class PostgresStore implements Store {
   // --- configuration -----------------------------------------------------------------------------
 
   async getConfig(): Promise<{ version: number; value: Record<string, unknown> } | null> {
-    const rows = await this.rows('SELECT version, value FROM config ORDER BY version DESC LIMIT 1');
-    if (!rows.length) return null;
-    return { version: num(rows[0].version), value: JSON.parse(String(rows[0].value)) };
+    return toConfig(await this.rows(LATEST_CONFIG));
   }
 
   putConfig(value: Record<string, unknown>): Promise<number> {
@@ -400,12 +363,10 @@ export class PostgresStore implements Store {
   deleteOlderThan(before: number): Promise<{ predictions: number; ingested: number; alerts: number }> {
     const b = Math.ceil(before);
     return this.tx(async (c) => {
-      const predictions = (await c.query('DELETE FROM predictions WHERE ts < $1', [b])).rowCount ?? 0;
-      const ingested = (await c.query('DELETE FROM ingested WHERE ts < $1', [b])).rowCount ?? 0;
-      const old = `SELECT id FROM alerts WHERE status = 'resolved' AND last_seen < $1
-                   AND coalesce(status_changed_at, last_seen) < $1`;
-      await c.query(`DELETE FROM deliveries WHERE alert_id IN (${old})`, [b]);
-      const alerts = (await c.query(`DELETE FROM alerts WHERE id IN (${old})`, [b])).rowCount ?? 0;
+      const predictions = (await c.query(DELETE_OLD_PREDICTIONS, [b])).rowCount ?? 0;
+      const ingested = (await c.query(DELETE_OLD_INGESTED, [b])).rowCount ?? 0;
+      await c.query(DELETE_OLD_DELIVERIES, [b]);
+      const alerts = (await c.query(DELETE_OLD_ALERTS, [b])).rowCount ?? 0;
       return { predictions, ingested, alerts };
     });
   }
@@ -413,14 +374,11 @@ export class PostgresStore implements Store {
   // --- housekeeping ------------------------------------------------------------------------------
 
   async ping(): Promise<void> {
-    await this.rows(
-      'INSERT INTO heartbeat (id, ts) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET ts = excluded.ts',
-      [Date.now()],
-    );
+    await this.rows(PING, [Date.now()]);
   }
 
   async schemaVersion(): Promise<number> {
-    const [r] = await this.rows('SELECT coalesce(max(version), 0) AS v FROM schema_migrations');
+    const [r] = await this.rows(SCHEMA_VERSION);
     return num(r.v);
   }
 

@@ -5,18 +5,22 @@
  */
 import { UserError } from '../core/diagnostics.js';
 import type { Contribution } from '../core/records.js';
-import type {
-  Alert,
-  AlertQuery,
-  AlertStatus,
-  Delivery,
-  Ingested,
-  ModelRecord,
-  Prediction,
-  PredictionInput,
-  PredictionQuery,
-  Severity,
-  TimeRange,
+import {
+  type Alert,
+  type AlertInput,
+  type AlertQuery,
+  type AlertStatus,
+  type Delivery,
+  type DeliveryInput,
+  type Ingested,
+  type ModelRecord,
+  type Prediction,
+  type PredictionInput,
+  type PredictionQuery,
+  pageSize,
+  type Severity,
+  type Store,
+  type TimeRange,
 } from './store.js';
 
 export type Row = Record<string, unknown>;
@@ -284,3 +288,161 @@ export const MAX_INGEST_READ = 10_000;
 export function noSuchModel(id: string): UserError {
   return new UserError(`no model ${JSON.stringify(id)} in the registry`, 'list the registered models first');
 }
+
+// --- statements both stores run as they are ----------------------------------------------------
+
+/** A statement with its bound values. */
+export interface Statement {
+  sql: string;
+  params: unknown[];
+}
+
+/** A page query: `limit + 1` rows newest first, and the page size to cut them to. */
+export interface PageStatement extends Statement {
+  size: number;
+}
+
+/** One page of predictions matching `q`, newest first. */
+export function predictionPage(q: PredictionQuery): PageStatement {
+  const size = pageSize(q.limit);
+  const w = predictionWhere(q, true);
+  return {
+    sql: `SELECT id, ${PREDICTION_COLUMNS.join(', ')} FROM predictions ${w.sql()} ORDER BY id DESC LIMIT $${w.params.length + 1}`,
+    params: [...w.params, size + 1],
+    size,
+  };
+}
+
+/** The number of predictions matching `q` (as `n`), ignoring its cursor. */
+export function predictionCount(q: PredictionQuery): Statement {
+  const w = predictionWhere(q, false);
+  return { sql: `SELECT count(*) AS n FROM predictions ${w.sql()}`, params: w.params };
+}
+
+/** Ingested rows after an id, oldest first, at most `MAX_INGEST_READ`. */
+export function ingestedRead(after: number, limit: number): Statement {
+  const n = Math.max(1, Math.min(MAX_INGEST_READ, Math.floor(limit) || 1));
+  return {
+    sql: 'SELECT id, ts, source, record FROM ingested WHERE id > $1 ORDER BY id LIMIT $2',
+    params: [Math.floor(after), n],
+  };
+}
+
+export const COUNT_INGESTED = 'SELECT count(*) AS n FROM ingested';
+
+/** An alert's column values from `rule` to `details` (`ALERT_COLUMNS` without id and status_changed_at). */
+export function alertParams(a: AlertInput): unknown[] {
+  return [
+    a.rule,
+    a.key,
+    a.severity,
+    a.status,
+    ms(a.firstSeen),
+    ms(a.lastSeen),
+    a.count,
+    a.score,
+    a.threshold,
+    a.model,
+    a.summary,
+    JSON.stringify(a.details),
+  ];
+}
+
+/** The fields `updateAlert` may change. */
+export type AlertPatch = Parameters<Store['updateAlert']>[1];
+
+/** The UPDATE for the defined fields of an alert patch; null when there are none. */
+export function alertUpdate(id: number, patch: AlertPatch): Statement | null {
+  const params: unknown[] = [];
+  const set = alertSet(patch, params);
+  if (!set) return null;
+  params.push(id);
+  return { sql: `UPDATE alerts ${set} WHERE id = $${params.length}`, params };
+}
+
+/** Sets an alert's status (stamping the change time only when it changes), returning the alert. */
+export function alertStatusUpdate(id: number, status: AlertStatus, at: number): Statement {
+  return {
+    sql: `UPDATE alerts SET status_changed_at = CASE WHEN status <> $1 THEN $2 ELSE status_changed_at END,
+         status = $1 WHERE id = $3 RETURNING ${ALERT_COLUMNS}`,
+    params: [status, ms(at), id],
+  };
+}
+
+export const GET_ALERT = `SELECT ${ALERT_COLUMNS} FROM alerts WHERE id = $1`;
+
+/** One page of alerts matching `q`, newest first. */
+export function alertPage(q: AlertQuery): PageStatement {
+  const size = pageSize(q.limit);
+  const w = alertWhere(q);
+  return {
+    sql: `SELECT ${ALERT_COLUMNS} FROM alerts ${w.sql()} ORDER BY id DESC LIMIT $${w.params.length + 1}`,
+    params: [...w.params, size + 1],
+    size,
+  };
+}
+
+/** The newest unresolved alert with a dedup key, last seen at or after `since`. */
+export function activeAlert(key: string, since: number): Statement {
+  return {
+    sql: `SELECT ${ALERT_COLUMNS} FROM alerts
+       WHERE dedup_key = $1 AND status <> 'resolved' AND last_seen >= $2 ORDER BY id DESC LIMIT 1`,
+    params: [key, Math.ceil(since)],
+  };
+}
+
+export const DELIVERY_COLUMNS = 'id, alert_id, channel, kind, attempt, ok, detail, ts';
+
+/** A delivery's column values from `alert_id` to `ts` (`DELIVERY_COLUMNS` without id). */
+export function deliveryParams(d: DeliveryInput): unknown[] {
+  return [d.alertId, d.channel, d.kind, d.attempt, d.ok, d.detail, ms(d.ts)];
+}
+
+/** Clears the active flag of every model but `$1`. */
+export const DEACTIVATE_OTHER_MODELS = 'UPDATE models SET active = false WHERE active AND id <> $1';
+
+/** Inserts or replaces a model; values from `modelParams`. */
+export const UPSERT_MODEL = `INSERT INTO models (id, kind, path, created_at, registered_at, threshold, fingerprint, info, active)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, path = excluded.path, created_at = excluded.created_at,
+           registered_at = excluded.registered_at, threshold = excluded.threshold,
+           fingerprint = excluded.fingerprint, info = excluded.info, active = excluded.active`;
+
+/** The values of `UPSERT_MODEL`. */
+export function modelParams(m: ModelRecord): unknown[] {
+  return [
+    m.id,
+    m.kind,
+    m.path,
+    ms(m.createdAt),
+    ms(m.registeredAt),
+    m.threshold,
+    m.fingerprint,
+    JSON.stringify(m.info),
+    m.active,
+  ];
+}
+
+export const LIST_MODELS = 'SELECT * FROM models ORDER BY registered_at, id';
+export const GET_MODEL = 'SELECT * FROM models WHERE id = $1';
+export const FIND_MODEL = 'SELECT id FROM models WHERE id = $1';
+
+export const LATEST_CONFIG = 'SELECT version, value FROM config ORDER BY version DESC LIMIT 1';
+
+/** The newest configuration from `LATEST_CONFIG`'s rows; null when there is none. */
+export function toConfig(rows: Row[]): { version: number; value: Record<string, unknown> } | null {
+  if (!rows.length) return null;
+  return { version: num(rows[0].version), value: JSON.parse(String(rows[0].value)) };
+}
+
+export const DELETE_OLD_PREDICTIONS = 'DELETE FROM predictions WHERE ts < $1';
+export const DELETE_OLD_INGESTED = 'DELETE FROM ingested WHERE ts < $1';
+/** Resolved alerts last seen, and last changed, before `$1`. */
+const OLD_ALERTS = `SELECT id FROM alerts WHERE status = 'resolved' AND last_seen < $1
+                   AND coalesce(status_changed_at, last_seen) < $1`;
+export const DELETE_OLD_DELIVERIES = `DELETE FROM deliveries WHERE alert_id IN (${OLD_ALERTS})`;
+export const DELETE_OLD_ALERTS = `DELETE FROM alerts WHERE id IN (${OLD_ALERTS})`;
+
+export const PING =
+  'INSERT INTO heartbeat (id, ts) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET ts = excluded.ts';
+export const SCHEMA_VERSION = 'SELECT coalesce(max(version), 0) AS v FROM schema_migrations';
