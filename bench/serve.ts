@@ -4,7 +4,7 @@
  *
  *   npm run build && node dist/bench/serve.js [--duration 10] [--warmup 2] [--connections 1,8,32]
  *       [--batches 1,100] [--rows benign|all] [--alerts on|off] [--store-normal true|false]
- *       [--no-stages] [--profile]
+ *       [--body records|columnar] [--no-stages] [--profile]
  *
  * Model: `nadir train` (iforest, the defaults: 80% of the rows by hash, benign rows only) on
  * ../shared/datasets/cicids2017_improved_sampled. Request bodies: rows of BENIGN_5000.csv (or of
@@ -32,7 +32,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
-import { RecordDecoder } from '../src/ingest/json-records.js';
+import { RecordDecoder, recordObjects } from '../src/ingest/json-records.js';
 import { predictionOf } from '../src/pipeline/service.js';
 import { buildServer } from '../src/server/app.js';
 import { DetectResponseT, RecordsBodyT } from '../src/server/schemas.js';
@@ -58,6 +58,8 @@ const ALERTS = opt('alerts', 'on');
 /** `false`: store anomalies only (the default stores every verdict). */
 const STORE_NORMAL = opt('store-normal', 'true') !== 'false';
 const PROFILE = args.includes('--profile');
+/** `columnar`: bodies as `{columns, rows}` instead of `{records}`. */
+const BODY = opt('body', 'records');
 const KEY = 'bench-key-0123456789abcdef';
 
 const root = resolve(fileURLToPath(import.meta.url), '..', '..', '..');
@@ -142,8 +144,13 @@ function shuffle<T>(a: T[], seed: number): T[] {
 function bodies(rows: Record<string, unknown>[], batch: number): string[] {
   const count = Math.max(1, Math.min(1000, Math.floor(rows.length / batch)));
   const out: string[] = [];
-  for (let b = 0; b < count; b++)
-    out.push(JSON.stringify({ records: rows.slice(b * batch, b * batch + batch) }));
+  for (let b = 0; b < count; b++) {
+    const part = rows.slice(b * batch, b * batch + batch);
+    if (BODY === 'columnar') {
+      const columns = Object.keys(part[0]);
+      out.push(JSON.stringify({ columns, rows: part.map((r) => columns.map((c) => r[c])) }));
+    } else out.push(JSON.stringify({ records: part }));
+  }
   return out;
 }
 
@@ -426,7 +433,10 @@ async function stages(model: string, bodyList: string[], batch: number) {
   } catch {
     /* fall back to JSON.stringify */
   }
-  const parsed = bodyList.map((b) => JSON.parse(b) as { records: unknown[] });
+  const parsed = bodyList.map((b) => {
+    const o = JSON.parse(b) as { records?: unknown[]; columns?: string[]; rows?: unknown[][] };
+    return { records: o.records ?? recordObjects({ columns: o.columns ?? [], rows: o.rows ?? [] }) };
+  });
   const n = Math.max(200, Math.min(20_000, Math.floor(40_000 / batch)));
   let k = 0;
   const pick = () => parsed[k++ % parsed.length].records;

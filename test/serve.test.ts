@@ -280,6 +280,55 @@ function apiSuite(name: string, open: () => Promise<Store | string>) {
       anomalyIds = verdicts.filter((v) => v.is_anomaly).map((v) => v.id as number);
     });
 
+    t(
+      'columnar bodies (columns + rows) score exactly like records, with positional error paths',
+      async () => {
+        const rows = [...benign.slice(0, 50), ...attacks.slice(0, 50)];
+        const columns = Object.keys(rows[0]);
+        const asObjects = (await (await post('/detect', { records: rows })).json()) as {
+          verdicts: { score: number; is_anomaly: boolean; src_ip: string }[];
+        };
+        const res = await post('/detect', { columns, rows: rows.map((r) => columns.map((c) => r[c])) });
+        assert.equal(res.status, 200, await res.clone().text());
+        const asColumns = (await res.json()) as typeof asObjects;
+        totalPosted += 2 * rows.length;
+        assert.deepEqual(
+          asColumns.verdicts.map((v) => [v.score, v.is_anomaly, v.src_ip]),
+          asObjects.verdicts.map((v) => [v.score, v.is_anomaly, v.src_ip]),
+        );
+        const problems = async (body: unknown) => {
+          const r = await post('/detect', body);
+          assert.equal(r.status, 400);
+          return ((await r.json()) as { problems: { path: string; message: string }[] }).problems;
+        };
+        const vals = rows.slice(0, 2).map((r) => columns.map((c) => r[c]));
+        assert.deepEqual(await problems({ records: rows.slice(0, 1), columns, rows: vals }), [
+          { path: '/', message: 'needs "records", or "columns" and "rows", not both' },
+        ]);
+        const withBogus = (
+          await problems({ columns: [...columns, 'Bogus'], rows: vals.map((v) => [...v, 1]) })
+        )[0];
+        assert.equal(withBogus.path, `/columns/${columns.length}`);
+        assert.match(withBogus.message, /unknown column 'Bogus'/);
+        assert.deepEqual(await problems({ columns, rows: [vals[0], vals[1].slice(1)] }), [
+          { path: '/rows/1', message: `must be an array of ${columns.length} values, one per column` },
+        ]);
+        const j = columns.indexOf('Flow Duration');
+        const badValue = vals.map((v) => v.slice());
+        badValue[1][j] = 'abc';
+        assert.deepEqual(await problems({ columns, rows: badValue }), [
+          { path: `/rows/1/${j}`, message: 'must be a number, a numeric string or null' },
+        ]);
+        const fewer = columns.filter((c) => c !== 'Flow Duration');
+        const lacking = await problems({
+          columns: fewer,
+          rows: vals.map((v) => v.filter((_, q) => q !== j)),
+        });
+        assert.equal(lacking[0].path, '/columns');
+        assert.match(lacking[0].message, /lacks 1 column\(s\) the model needs: Flow Duration/);
+      },
+    );
+
     t('POST /threat-detection answers one prediction per log entry, echoing ids', async () => {
       const entries = [...benign.slice(0, 5), ...attacks.slice(0, 5)].map((r, i) => ({ ...r, id: `e${i}` }));
       delete (entries[0] as Record<string, unknown>).id;

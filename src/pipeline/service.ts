@@ -16,7 +16,13 @@ import { BENIGN } from '../core/labels.js';
 import type { Contribution } from '../core/records.js';
 import type { Layout, Rows } from '../features/pipeline.js';
 import { CIC_CATEGORICAL, CIC_FEATURES } from '../ingest/columns.js';
-import { type DecodedRecords, RecordDecoder, type RecordProblem } from '../ingest/json-records.js';
+import {
+  type DecodedRecords,
+  RecordDecoder,
+  type RecordInput,
+  type RecordProblem,
+  recordObjects,
+} from '../ingest/json-records.js';
 import type { Model } from '../model/bundle.js';
 import type { ModelRegistry } from '../model/registry.js';
 import type { ServiceConfig } from '../server/config.js';
@@ -278,7 +284,7 @@ export class DetectionService extends EventEmitter {
   }
 
   /** Scores records; resolves after the verdicts are committed. Throws RecordsError on bad input. */
-  async detect(records: readonly unknown[], basePath: string, source: string): Promise<DetectResult> {
+  async detect(records: RecordInput, basePath: string, source: string): Promise<DetectResult> {
     const cur = this.current;
     if (!cur) return this.learn(records, basePath, source, true);
     const dec = cur.decoder.decode(records, basePath);
@@ -330,16 +336,16 @@ export class DetectionService extends EventEmitter {
   }
 
   /** Records flows for later training, without scoring. Resolves after they are committed. */
-  async ingest(records: readonly unknown[], basePath: string, source: string): Promise<number[]> {
+  async ingest(records: RecordInput, basePath: string, source: string): Promise<number[]> {
     // Validate as the active model (or the baseline) would read them.
     const decoder = this.current?.decoder ?? this.baselineDecoder();
     const dec = decoder.decode(records, basePath, false);
     if (dec.problems.length) throw new RecordsError(dec.problems);
     const now = Date.now();
     const ids = await this.ingested.write(
-      records.map((r) => ({ ts: now, source, record: r as Record<string, unknown> })),
+      recordObjects(records).map((record) => ({ ts: now, source, record })),
     );
-    this.metrics.flows.inc({ source, kind: 'ingest' }, records.length);
+    this.metrics.flows.inc({ source, kind: 'ingest' }, dec.rows.n);
     if (!this.current) this.addToBaseline(dec);
     return ids;
   }
@@ -353,7 +359,7 @@ export class DetectionService extends EventEmitter {
   }
 
   private async learn(
-    records: readonly unknown[],
+    records: RecordInput,
     basePath: string,
     source: string,
     store: boolean,

@@ -24,7 +24,7 @@ import Fastify, {
 import { alertDocument } from '../alert/channels.js';
 import { AlertEngine } from '../alert/engine.js';
 import { NADIR_VERSION } from '../core/version.js';
-import { threatName } from '../ingest/json-records.js';
+import { isColumnar, type RecordInput, recordCount, threatName } from '../ingest/json-records.js';
 import { ModelRegistry } from '../model/registry.js';
 import { type ApiVerdict, DetectionService, NoModelError, RecordsError } from '../pipeline/service.js';
 import type { Alert, ModelRecord, Prediction, PredictionQuery, Store } from '../store/store.js';
@@ -82,6 +82,12 @@ export interface Server {
   alerts: AlertEngine;
   metrics: Metrics;
   registry: ModelRegistry;
+}
+
+interface RecordsBody {
+  records?: unknown[];
+  columns?: string[];
+  rows?: unknown[][];
 }
 
 class HttpError extends Error {
@@ -360,6 +366,19 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
 
   const err = { 400: ErrorT, 401: ErrorT, 413: ErrorT };
+  /** The flows of a /detect or /ingest body: `records`, or `columns` + `rows`. */
+  const recordsOf = (b: RecordsBody): RecordInput => {
+    const columnar = b.columns !== undefined || b.rows !== undefined;
+    if (columnar === (b.records !== undefined) || (columnar && (!b.columns || !b.rows)))
+      throw new HttpError(400, 'send either "records" or "columns" with "rows"', [
+        { path: '/', message: 'needs "records", or "columns" and "rows", not both' },
+      ]);
+    const input: RecordInput = columnar
+      ? { columns: b.columns ?? [], rows: b.rows ?? [] }
+      : (b.records ?? []);
+    checkBatch(recordCount(input));
+    return input;
+  };
   const checkBatch = (n: number) => {
     if (n > maxBatch) {
       metrics.rejected.inc({ reason: 'batch' });
@@ -458,9 +477,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
           },
         },
         async (req) => {
-          const { records } = req.body as { records: unknown[] };
-          checkBatch(records.length);
-          return service.detect(records, '/records', 'api');
+          const records = recordsOf(req.body as RecordsBody);
+          return service.detect(records, isColumnar(records) ? '' : '/records', 'api');
         },
       );
 
@@ -503,9 +521,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
           },
         },
         async (req) => {
-          const { records } = req.body as { records: unknown[] };
-          checkBatch(records.length);
-          const ids = await service.ingest(records, '/records', 'api');
+          const records = recordsOf(req.body as RecordsBody);
+          const ids = await service.ingest(records, isColumnar(records) ? '' : '/records', 'api');
           return { accepted: ids.length, first_id: ids[0] ?? null, last_id: ids[ids.length - 1] ?? null };
         },
       );

@@ -32,11 +32,27 @@ const RecordT = Type.Object(
 
 export const RecordsBodyT = Type.Object(
   {
-    records: Type.Array(RecordT, {
-      description: 'Flow records; at most the server’s batch limit (default 10,000)',
-    }),
+    records: Type.Optional(
+      Type.Array(RecordT, {
+        description: 'Flow records as objects; at most the server’s batch limit (default 10,000)',
+      }),
+    ),
+    columns: Type.Optional(
+      Type.Array(Type.String(), {
+        description:
+          'Columnar form: the column names once (CIC names of either flavour, identifiers, label)…',
+      }),
+    ),
+    rows: Type.Optional(
+      Type.Array(Type.Array(Type.Unknown()), {
+        description: '…and one array of values per flow, in column order',
+      }),
+    ),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description: 'Either `records` (objects) or `columns` + `rows` (a third of the bytes, decoded faster)',
+  },
 );
 
 export const LogEntriesBodyT = Type.Object(
