@@ -541,6 +541,43 @@ function apiSuite(name: string, open: () => Promise<Store | string>) {
         ['unknown route', () => get('/nope'), 404, /no route/],
         ['unknown route, POST without a key', () => post('/nope', '{}', {}), 404, /no route/],
         [
+          'an encoded path is not a way around the key',
+          () =>
+            fetch(`${base}/%61pi/v1/ingest`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: '{"records":[]}',
+            }),
+          401,
+          /API key/,
+        ],
+        ['an encoded config path needs the key too', () => fetch(`${base}/api/v1/%63onfig`), 401, /API key/],
+        [
+          'a column named like an Object method',
+          () => post('/detect', { records: [{ constructor: 'x', toString: 5 }] }),
+          400,
+          /unknown column 'constructor'/,
+        ],
+        [
+          'a client id beyond float range',
+          () => post('/threat-detection', `{"log_entries":[{"id":1e400}]}`),
+          400,
+          /finite number/,
+        ],
+        [
+          'an infinite threshold',
+          () =>
+            fetch(`${base}/api/v1/config`, {
+              method: 'PUT',
+              headers: auth,
+              body: JSON.stringify(DEFAULT_CONFIG).replace('"threshold":null', '"threshold":1e400'),
+            }),
+          400,
+          /\/detection\/threshold.*finite/,
+        ],
+        ['an id beyond 2^53', () => get('/alerts/100000000000000000000'), 400, /\{id\}/],
+        ['a cursor beyond 2^53', () => get('/logs?cursor=100000000000000000000000'), 400, /\?cursor/],
+        [
           'a rule with a wrong groupBy',
           () =>
             fetch(`${base}/api/v1/config`, {

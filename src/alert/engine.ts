@@ -96,6 +96,7 @@ const MAX_PENDING = 200_000;
 export class AlertEngine {
   private pending: Anomaly[] = [];
   private running: Promise<void> | null = null;
+  private looping = false;
   private readonly windows = new Map<string, number[]>();
   private readonly active = new Map<string, Alert>();
   /** Deliveries still running (awaited on shutdown). */
@@ -133,35 +134,49 @@ export class AlertEngine {
 
   /** Starts the processing loop unless it runs. */
   private kick(): void {
-    if (this.running) return;
-    const p = this.loop();
-    this.running = p;
-    // Cleared here, not inside loop(): a loop with nothing to await would finish before the
-    // assignment above and leave a settled promise behind.
-    void p.finally(() => {
-      if (this.running === p) this.running = null;
-    });
+    if (this.looping) return;
+    this.looping = true;
+    this.running = this.loop();
   }
 
+  /**
+   * Processes until nothing is pending; anomalies handed over while it was finishing start a new
+   * loop, so `handle` never queues anomalies that no loop will take.
+   */
   private async loop(): Promise<void> {
-    while (this.pending.length) {
-      const batch = this.pending;
-      this.pending = [];
-      try {
-        await this.process(batch);
-        if (Date.now() - this.lastFlush >= 1000) await this.flushUpdates();
-      } catch (e) {
-        this.log.error(`alert processing failed: ${(e as Error).message}`);
+    await null;
+    try {
+      for (;;) {
+        while (this.pending.length) {
+          const batch = this.pending;
+          this.pending = [];
+          try {
+            await this.process(batch);
+            if (Date.now() - this.lastFlush >= 1000) await this.flushUpdates();
+          } catch (e) {
+            this.log.error(`alert processing failed: ${(e as Error).message}`);
+          }
+        }
+        if (this.dirty.size && Date.now() - this.lastFlush >= 1000) {
+          await this.flushUpdates().catch((e) =>
+            this.log.error(`alert update failed: ${(e as Error).message}`),
+          );
+          continue;
+        }
+        break;
       }
+      if (this.dirty.size && !this.flushTimer) {
+        this.flushTimer = setTimeout(() => {
+          this.flushTimer = null;
+          this.kick();
+        }, 1000);
+        this.flushTimer.unref();
+      }
+    } finally {
+      this.looping = false;
+      this.running = null;
+      if (this.pending.length) this.kick();
     }
-    if (this.dirty.size && !this.flushTimer) {
-      this.flushTimer = setTimeout(() => {
-        this.flushTimer = null;
-        this.kick();
-      }, 1000);
-      this.flushTimer.unref();
-    }
-    if (this.dirty.size && Date.now() - this.lastFlush >= 1000) await this.flushUpdates();
   }
 
   /**
@@ -215,6 +230,8 @@ export class AlertEngine {
             if (this.windows.size > MAX_KEYS) this.windows.delete(this.windows.keys().next().value as string);
           }
           w.push(a.ts);
+          // The newest k decide whether k fall within the window: keep no more (bounded memory).
+          if (w.length > rule.k) w.splice(0, w.length - rule.k);
           let drop = 0;
           while (drop < w.length && w[drop] <= horizon) drop++;
           if (drop) w.splice(0, drop);

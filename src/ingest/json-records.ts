@@ -191,7 +191,8 @@ export class RecordDecoder {
     const c = canonical(rawName);
     const ni = this.numIndex.get(c) ?? -1;
     const si = this.strIndex.get(c) ?? -1;
-    const id = ID_BY_CANONICAL[c] ?? null;
+    // Own keys only: `constructor`, `toString` … are not identifiers.
+    const id = Object.hasOwn(ID_BY_CANONICAL, c) ? ID_BY_CANONICAL[c] : null;
     const label = LABEL_NAMES.has(c);
     sl = {
       ni,
@@ -428,8 +429,8 @@ export class RecordDecoder {
         break;
       }
       case 'id':
-        if (typeof v === 'string' || typeof v === 'number') ids.clientId[i] = v;
-        else message = 'must be a string or a number';
+        if (typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v))) ids.clientId[i] = v;
+        else message = 'must be a string or a finite number';
         break;
       case 'label':
         break;

@@ -96,7 +96,7 @@ class RowRing {
   readonly numeric: Float64Array;
   readonly strings: string[][];
   n = 0;
-  private next = 0;
+  next = 0;
 
   constructor(
     readonly layout: Layout,
@@ -113,6 +113,18 @@ class RowRing {
     for (let s = 0; s < this.strings.length; s++) this.strings[s][slot] = rows.strings[s][i];
     this.next = (this.next + 1) % this.cap;
     if (this.n < this.cap) this.n++;
+  }
+
+  /** The same rows in a ring of another capacity (at least the rows it holds). */
+  resized(cap: number): RowRing {
+    const out = this.project(this.layout);
+    const bigger = new RowRing(this.layout, Math.max(cap, this.n));
+    bigger.numeric.set(out.numeric.subarray(0, this.n * this.layout.numericNames.length));
+    for (let s = 0; s < bigger.strings.length; s++)
+      for (let i = 0; i < this.n; i++) bigger.strings[s][i] = out.strings[s][i];
+    bigger.n = this.n;
+    bigger.next = this.n % bigger.cap;
+    return bigger;
   }
 
   /** The layout of the columns with a value (not NaN / empty) in at least `share` of the rows. */
@@ -186,6 +198,7 @@ export class DetectionService extends EventEmitter {
   /** Recent normal flows of a learned model, for refits. */
   private recent: RowRing | null = null;
   private fitting = false;
+  private swapLock: Promise<unknown> = Promise.resolve();
   private refitTimer: NodeJS.Timeout | null = null;
   readonly predictions: BatchWriter<PredictionInput>;
   readonly ingested: BatchWriter<IngestedInput>;
@@ -252,17 +265,39 @@ export class DetectionService extends EventEmitter {
     if (this.current) return { mode: 'detecting', model: this.current.model.id, baseline: null };
     const needed = this.config.learning.baselineFlows;
     if (!this.config.learning.enabled) return { mode: 'idle', model: null, baseline: null };
-    return { mode: 'learning', model: null, baseline: { collected: this.baseline?.ring.n ?? 0, needed } };
+    return {
+      mode: 'learning',
+      model: null,
+      baseline: { collected: Math.min(this.baseline?.ring.n ?? 0, needed), needed },
+    };
   }
 
   /** Loads and activates model `id` (hot swap: in-flight requests finish on the old one). */
   async activate(id: string): Promise<ModelRecord> {
-    const rec = await this.registry.get(id);
-    if (!rec) throw new Error(`no model '${id}'`);
-    await this.use(rec);
-    await this.registry.activate(id);
-    this.log.info(`model ${id} activated`);
-    return { ...rec, active: true };
+    // One activation at a time: the model serving and the store's active one stay the same.
+    const run = this.swapLock
+      .catch(() => undefined)
+      .then(async () => {
+        const rec = await this.registry.get(id);
+        if (!rec) throw new Error(`no model '${id}'`);
+        await this.use(rec);
+        await this.registry.activate(id);
+        this.log.info(`model ${id} activated`);
+        return { ...rec, active: true };
+      });
+    this.swapLock = run;
+    return run;
+  }
+
+  /** Activates a model the service learned, unless another was activated while it was fitted. */
+  private async activateLearned(id: string, expected: Active | null): Promise<void> {
+    if (this.current !== expected) {
+      this.log.warn(
+        `learned model ${id} registered but not activated: model ${this.current?.model.id} was activated meanwhile`,
+      );
+      return;
+    }
+    await this.activate(id);
   }
 
   private async use(rec: ModelRecord): Promise<void> {
@@ -306,7 +341,7 @@ export class DetectionService extends EventEmitter {
       const threat = cls ? cls.classes[cls.ids[i]] : null;
       const v = this.verdictOf(dec, i, cur.model.id, s, thr, isAnomaly, threat);
       if (isAnomaly) {
-        v.contributions = cur.model.explain(res.x, dec.rows, i, k);
+        v.contributions = finiteContributions(cur.model.explain(res.x, dec.rows, i, k));
         anomalies.push(i);
         featureSets[i] = featuresOf(dec.rows, i);
       } else if (this.recent) this.recent.add(dec.rows, i);
@@ -396,16 +431,19 @@ export class DetectionService extends EventEmitter {
 
   private addToBaseline(dec: DecodedRecords): void {
     if (!this.config.learning.enabled || !this.baseline) return;
+    // The baseline size may have been changed (PUT /config) while collecting.
+    const need = this.config.learning.baselineFlows;
+    if (need > this.baseline.ring.cap) this.baseline.ring = this.baseline.ring.resized(need);
     const ring = this.baseline.ring;
     for (let i = 0; i < dec.rows.n; i++) {
       // Rows labelled as attacks never enter the baseline.
       const label = dec.ids.label[i];
       if (label !== null && label !== BENIGN) continue;
-      if (ring.n >= ring.cap) break;
+      if (ring.n >= need) break;
       ring.add(dec.rows, i);
     }
     this.metrics.learning.set(ring.n);
-    if (ring.n >= ring.cap && !this.fitting) {
+    if (ring.n >= need && !this.fitting) {
       this.fitting = true;
       setImmediate(() => void this.fitBaseline(ring).finally(() => (this.fitting = false)));
     }
@@ -419,8 +457,8 @@ export class DetectionService extends EventEmitter {
       if (ring.layout.numericNames.length === 0)
         throw new Error('no numeric CIC column is present in 95% of the baseline flows');
       const rec = await this.fitAndRegister(ring, 'baseline');
-      await this.activate(rec.id);
       this.baseline = null;
+      await this.activateLearned(rec.id, null);
     } catch (e) {
       this.log.error(`learning the baseline failed: ${(e as Error).message}; collecting again`);
       this.baseline = null;
@@ -467,7 +505,7 @@ export class DetectionService extends EventEmitter {
     this.fitting = true;
     try {
       const rec = await this.fitAndRegister(this.recent, 'refit');
-      await this.activate(rec.id);
+      await this.activateLearned(rec.id, cur);
     } catch (e) {
       this.log.error(`refit failed: ${(e as Error).message}`);
     } finally {
@@ -515,6 +553,15 @@ export class DetectionService extends EventEmitter {
     if (this.refitTimer) clearInterval(this.refitTimer);
     await this.flush();
   }
+}
+
+/** JSON has no NaN or Infinity: such observed values are written as text (`"Infinity"`). */
+function finiteContributions(cs: Contribution[]): Contribution[] {
+  for (const c of cs) {
+    if (typeof c.value === 'number' && !Number.isFinite(c.value)) c.value = String(c.value);
+    if (typeof c.typical === 'number' && !Number.isFinite(c.typical)) c.typical = String(c.typical);
+  }
+  return cs;
 }
 
 function featuresOf(rows: Rows, i: number): Record<string, number> {

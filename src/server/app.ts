@@ -199,6 +199,8 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   );
 
   const store = opts.store;
+  /** Serialises PUT /config. */
+  let configLock: Promise<unknown> = Promise.resolve();
   const stored = await store.getConfig();
   let config: ServiceConfig = withConfigDefaults(stored?.value ?? opts.initialConfig ?? null);
   if (stored && opts.initialConfig)
@@ -311,10 +313,12 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   };
   /** Authentication: writes and configuration always, reads when configured. */
   app.addHook('onRequest', async (req) => {
-    const url = req.url;
-    // Unknown routes answer 404 whatever the credentials.
-    if (!url.startsWith('/api/v1/') || req.routeOptions.url === undefined) return;
-    const path = url.slice(7).split('?')[0];
+    // Decided on the matched route, never on the raw URL: the router decodes `%61pi/…` into
+    // `/api/v1/…`, so a URL check could be bypassed. Unknown routes answer 404 whatever the
+    // credentials.
+    const route = req.routeOptions.url;
+    if (route === undefined || !route.startsWith('/api/v1/')) return;
+    const path = route.slice(7);
     if (path === '/health' || path === '/ready' || path === '/openapi.json') return;
     const needs = req.method !== 'GET' || path === '/config' || opts.readsRequireAuth === true;
     const key = bearer(req);
@@ -344,7 +348,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       const k = bearer(req);
       return k ? `key:${digest(k).toString('hex').slice(0, 16)}` : `ip:${req.ip}`;
     },
-    allowList: (req) => req.url === '/api/v1/health',
+    allowList: (req) => req.routeOptions.url === '/api/v1/health',
     onExceeded: () => metrics.rejected.inc({ reason: 'rate' }),
     errorResponseBuilder: (_req, ctx) =>
       new HttpError(429, `rate limit of ${ctx.max} requests per minute exceeded; retry in ${ctx.after}`),
@@ -447,21 +451,25 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
             response: { 400: ErrorT },
           },
         },
-        async (req) => {
-          const next = restoreSecrets(req.body as ServiceConfig, config);
-          const problems = checkConfig(next);
-          if (problems.length)
-            throw new HttpError(
-              400,
-              `invalid configuration: ${problems[0].path} ${problems[0].message}`,
-              problems,
-            );
-          const version = await store.putConfig(next as unknown as Record<string, unknown>);
-          config = next;
-          service.config = next;
-          app.log.info(`configuration version ${version} applied`);
-          return { version, config: redactConfig(config) };
-        },
+        async (req) =>
+          // One PUT at a time, so the applied configuration is the newest stored version.
+          (configLock = configLock
+            .catch(() => undefined)
+            .then(async () => {
+              const next = restoreSecrets(req.body as ServiceConfig, config);
+              const problems = checkConfig(next);
+              if (problems.length)
+                throw new HttpError(
+                  400,
+                  `invalid configuration: ${problems[0].path} ${problems[0].message}`,
+                  problems,
+                );
+              const version = await store.putConfig(next as unknown as Record<string, unknown>);
+              config = next;
+              service.config = next;
+              app.log.info(`configuration version ${version} applied`);
+              return { version, config: redactConfig(config) };
+            })),
       );
 
       api.post(

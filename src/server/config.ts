@@ -229,6 +229,13 @@ export function checkConfig(c: ServiceConfig): { path: string; message: string }
   } catch (e) {
     problems.push({ path: '/learning/thresholdMethod', message: (e as Error).message });
   }
+  // JSON has no Infinity, but 1e400 parses as one.
+  if (c.detection.threshold !== null && !Number.isFinite(c.detection.threshold))
+    problems.push({ path: '/detection/threshold', message: 'must be a finite number or null' });
+  c.alerts.rules.forEach((r, i) => {
+    if (r.type === 'score' && r.minScore !== undefined && r.minScore !== null && !Number.isFinite(r.minScore))
+      problems.push({ path: `/alerts/rules/${i}/minScore`, message: 'must be a finite number or null' });
+  });
   if (c.alerts.retry.maxDelayMs < c.alerts.retry.baseDelayMs)
     problems.push({ path: '/alerts/retry/maxDelayMs', message: 'must be at least baseDelayMs' });
   return problems;

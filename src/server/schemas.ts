@@ -136,8 +136,20 @@ export const PageOf = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
 const TimeQuery = {
   from: Type.Optional(Type.String({ description: 'Inclusive start: ISO 8601 or epoch milliseconds' })),
   to: Type.Optional(Type.String({ description: 'Exclusive end: ISO 8601 or epoch milliseconds' })),
-  cursor: Type.Optional(Type.Integer({ minimum: 1, description: 'From a previous page’s `next_cursor`' })),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  cursor: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description: 'From a previous page’s `next_cursor`',
+    }),
+  ),
+  limit: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      description: 'Page size: default 100 (20 for /anomalies/latest)',
+    }),
+  ),
 };
 
 export const PredictionQueryT = Type.Object(
@@ -214,7 +226,7 @@ export const ModelT = Type.Object({
   info: Type.Record(Type.String(), Type.Unknown(), { description: 'Training summary, metrics, parameters' }),
 });
 
-export const IdParamT = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+export const IdParamT = Type.Object({ id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) });
 export const ModelIdParamT = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) });
 
 /** The schema-path prefix of the outermost `anyOf` an error lies under, and the branch index. */

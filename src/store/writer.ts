@@ -15,6 +15,7 @@ export class BatchWriter<T> {
   private queue: Pending<T>[] = [];
   private queued = 0;
   private running: Promise<void> | null = null;
+  private active = false;
   /** Transactions committed and rows written, for metrics. */
   commits = 0;
   rows = 0;
@@ -31,12 +32,9 @@ export class BatchWriter<T> {
     return new Promise<number[]>((resolve, reject) => {
       this.queue.push({ rows, resolve, reject });
       this.queued += rows.length;
-      if (!this.running) {
-        const run = this.drain();
-        this.running = run;
-        void run.finally(() => {
-          if (this.running === run) this.running = null;
-        });
+      if (!this.active) {
+        this.active = true;
+        this.running = this.drain();
       }
     });
   }
@@ -50,7 +48,26 @@ export class BatchWriter<T> {
     return this.queued;
   }
 
+  /**
+   * Commits until the queue is empty; rows written while the last commit resolved its callers are
+   * picked up by a new drain, so a `write` never queues rows that no drain will take.
+   */
   private async drain(): Promise<void> {
+    await null;
+    try {
+      await this.drainQueue();
+    } finally {
+      this.active = false;
+      this.running = null;
+      // Callers resumed by the last commit may have written before this point: drain again.
+      if (this.queue.length) {
+        this.active = true;
+        this.running = this.drain();
+      }
+    }
+  }
+
+  private async drainQueue(): Promise<void> {
     while (this.queue.length) {
       const take: Pending<T>[] = [];
       let n = 0;
