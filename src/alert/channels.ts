@@ -555,11 +555,17 @@ function featureText(f: FeatureLine): string {
   return `${f.feature}: observed ${formatValue(f.value)} (typical ${formatValue(f.typical)}${share})`;
 }
 
-function endpoint(ip: unknown, port: unknown): string | null {
+/** `ip:port` (`[v6]:port`), the address alone without a port, or null without an address. */
+export function endpoint(ip: unknown, port: unknown): string | null {
   if (typeof ip !== 'string' || !ip) return null;
   if (typeof port !== 'number' && typeof port !== 'string') return ip;
   if (port === '') return ip;
   return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** A protocol number's name (`TCP`), or `proto N`. */
+export function protocolName(proto: number): string {
+  return PROTOCOLS[proto] ?? `proto ${proto}`;
 }
 
 /** "src:port → dst:port (TCP)" from details.flow, or null. */
@@ -570,12 +576,7 @@ function flowText(alert: Alert): string | null {
   const src = endpoint(r.srcIp ?? r.src_ip ?? r.src, r.srcPort ?? r.src_port);
   const dst = endpoint(r.dstIp ?? r.dst_ip ?? r.dst, r.dstPort ?? r.dst_port);
   const proto = r.protocol ?? r.proto;
-  const protoText =
-    typeof proto === 'number'
-      ? (PROTOCOLS[proto] ?? `proto ${proto}`)
-      : typeof proto === 'string'
-        ? proto
-        : '';
+  const protoText = typeof proto === 'number' ? protocolName(proto) : typeof proto === 'string' ? proto : '';
   if (!src && !dst) return null;
   return `${src ?? '*'} → ${dst ?? '*'}${protoText ? ` (${protoText})` : ''}`;
 }

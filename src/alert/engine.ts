@@ -21,7 +21,14 @@ import type { ApiVerdict, Log } from '../pipeline/service.js';
 import type { AlertRule, ServiceConfig } from '../server/config.js';
 import type { Metrics } from '../server/metrics.js';
 import type { Alert, AlertInput, Severity, Store } from '../store/store.js';
-import { type ChannelConfig, type DeliveryOutcome, deliver, formatValue } from './channels.js';
+import {
+  type ChannelConfig,
+  type DeliveryOutcome,
+  deliver,
+  endpoint,
+  formatValue,
+  protocolName,
+} from './channels.js';
 
 const SEVERITIES: Severity[] = ['info', 'low', 'medium', 'high', 'critical'];
 const MAX_KEYS = 100_000;
@@ -35,14 +42,6 @@ export function autoSeverity(score: number, threshold: number, threat: string | 
 
 function maxSeverity(a: Severity, b: Severity): Severity {
   return SEVERITIES.indexOf(a) >= SEVERITIES.indexOf(b) ? a : b;
-}
-
-const PROTOCOLS: Record<number, string> = { 1: 'ICMP', 6: 'TCP', 17: 'UDP', 58: 'ICMPv6' };
-
-function endpoint(ip: string | null, port: number | null): string {
-  if (!ip) return '?';
-  const host = ip.includes(':') ? `[${ip}]` : ip;
-  return port === null ? host : `${host}:${port}`;
 }
 
 function groupOf(rule: AlertRule, v: ApiVerdict): string {
@@ -294,9 +293,9 @@ export class AlertEngine {
       protocol: v.protocol,
       flow_id: v.flow_id,
     };
-    const proto = v.protocol === null ? '' : ` ${PROTOCOLS[v.protocol] ?? `proto ${v.protocol}`}`;
+    const proto = v.protocol === null ? '' : ` ${protocolName(v.protocol)}`;
     const what = v.threat_type && v.threat_type !== 'BENIGN' ? v.threat_type : 'Anomalous flow';
-    const route = `${endpoint(v.src_ip, v.src_port)} → ${endpoint(v.dst_ip, v.dst_port)}${proto}`;
+    const route = `${endpoint(v.src_ip, v.src_port) ?? '?'} → ${endpoint(v.dst_ip, v.dst_port) ?? '?'}${proto}`;
     const why = whyText(v.contributions);
     const summary =
       rule.type === 'count'

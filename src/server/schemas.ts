@@ -71,6 +71,16 @@ const ContributionT = Type.Object({
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 
+/** A flow's identity as verdicts and stored predictions show it. */
+const FlowIdentityT = {
+  flow_id: Nullable(Type.String()),
+  src_ip: Nullable(Type.String()),
+  src_port: Nullable(Type.Integer()),
+  dst_ip: Nullable(Type.String()),
+  dst_port: Nullable(Type.Integer()),
+  protocol: Nullable(Type.Integer()),
+};
+
 export const VerdictT = Type.Object({
   id: Nullable(Type.Integer({ description: 'Prediction id in the store' })),
   client_id: Type.Optional(Type.Union([Type.String(), Type.Number()])),
@@ -80,12 +90,7 @@ export const VerdictT = Type.Object({
   is_anomaly: Type.Boolean(),
   threat_type: Nullable(Type.String()),
   model: Nullable(Type.String()),
-  flow_id: Nullable(Type.String()),
-  src_ip: Nullable(Type.String()),
-  src_port: Nullable(Type.Integer()),
-  dst_ip: Nullable(Type.String()),
-  dst_port: Nullable(Type.Integer()),
-  protocol: Nullable(Type.Integer()),
+  ...FlowIdentityT,
   contributions: Type.Optional(Type.Array(ContributionT)),
 });
 
@@ -116,12 +121,7 @@ export const PredictionT = Type.Object({
   is_anomaly: Type.Boolean(),
   threat_type: Nullable(Type.String()),
   label: Nullable(Type.String()),
-  flow_id: Nullable(Type.String()),
-  src_ip: Nullable(Type.String()),
-  src_port: Nullable(Type.Integer()),
-  dst_ip: Nullable(Type.String()),
-  dst_port: Nullable(Type.Integer()),
-  protocol: Nullable(Type.Integer()),
+  ...FlowIdentityT,
   flow_timestamp: Nullable(Type.String()),
   contributions: Nullable(Type.Array(ContributionT)),
   features: Nullable(Type.Record(Type.String(), Type.Number())),
