@@ -291,6 +291,14 @@ export function buildProgram(): Command {
       new Option('--detector <kind>', 'detector to train').choices(detectorKinds()).default('iforest'),
     )
     .option('-o, --out <dir>', 'directory to write the model bundle to', 'models/latest')
+    .addOption(
+      new Option(
+        '--features <set>',
+        'feature set: cic (every column given) or netflow (what NetFlow/IPFIX/sFlow exports and Zeek/Suricata logs carry, mapped from CIC columns) — a netflow model scores router exports',
+      )
+        .choices(['cic', 'netflow'])
+        .default('cic'),
+    )
     .option(
       '--split <ratio|none>',
       'share of rows in the training part; the rest is left for `nadir evaluate`',
@@ -388,6 +396,7 @@ columns (Flow ID, IPs, ports, Timestamp) are dropped unless --keep names them.
 Examples:
   nadir train --data ../shared/datasets/cicids2017_improved_sampled --out models/cic
   nadir train --data ../shared/datasets/cicids2017_improved_sampled --detector autoencoder --out models/ae
+  nadir train --data ../shared/datasets/cicids2017_improved_sampled --features netflow --out models/nf
   nadir train --data labelled-flows/ --detector mlp --out models/threats
   nadir train --data monday.csv --split none --threshold fpr:0.001 --out models/monday
   nadir train --data UNSW_NB15_training-set.csv --label attack_cat --benign Normal \\
@@ -439,6 +448,7 @@ Examples:
         seed: o.seed,
         ingest: ingestOptions(o),
         features,
+        featureSet: o.features,
         out: o.out,
         diag,
         onProgress: (b, t) => progress.update(b, t),

@@ -8,6 +8,7 @@
  */
 import type { ColumnPlan, FlowBatch } from '../core/records.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG } from '../decode/decode.js';
+import type { Layout, Rows } from './pipeline.js';
 
 /** The feature columns of the set, in order. Rates are per second; zero when the duration is 0. */
 export const NETFLOW_FEATURES = [
@@ -226,19 +227,19 @@ export const CIC_SOURCE_COLUMNS = [
 ] as const;
 
 /** Whether a batch already carries the NetFlow features (an export source). */
-export function hasNetflowColumns(plan: ColumnPlan): boolean {
+export function hasNetflowColumns(plan: Layout): boolean {
   return NETFLOW_FEATURES.every((c) => plan.numericNames.includes(c));
 }
 
 /** The CIC source columns a plan lacks (empty when `netflowFromCic` can map it). */
-export function missingForNetflow(plan: ColumnPlan): string[] {
+export function missingForNetflow(plan: Layout): string[] {
   if (hasNetflowColumns(plan)) return [];
   return CIC_SOURCE_COLUMNS.filter(
     (c) => !plan.numericNames.includes(c) && !(c === 'Protocol' && plan.stringNames.includes(c)),
   );
 }
 
-const planCache = new WeakMap<ColumnPlan, ColumnPlan>();
+const planCache = new WeakMap<Layout, Layout>();
 
 /**
  * Maps a batch of CIC flows (a CSV or the flow meter) onto the NetFlow feature set. CIC lengths are
@@ -248,17 +249,12 @@ const planCache = new WeakMap<ColumnPlan, ColumnPlan>();
  * that already carry the set (exports, logs) pass through unchanged. Throws nothing: the caller
  * checks `missingForNetflow` first.
  */
-export function netflowFromCic(batch: FlowBatch): FlowBatch {
+export function netflowFromCic<T extends Rows>(batch: T): T {
   const p = batch.plan;
   if (hasNetflowColumns(p)) return batch;
   let plan = planCache.get(p);
   if (!plan) {
-    plan = {
-      ...p,
-      key: `${p.key}|netflow`,
-      numericNames: NUMERIC,
-      numericPos: Int32Array.from(NUMERIC, () => -1),
-    };
+    plan = { ...p, key: `${p.key}|netflow`, numericNames: NUMERIC };
     planCache.set(p, plan);
   }
   const k = p.numericNames.length;

@@ -12,7 +12,14 @@ import { UserError } from '../core/diagnostics.js';
 import type { Contribution, Verdict } from '../core/records.js';
 import type { Threshold } from '../detect/calibration.js';
 import { type Detector, detectorFactory, type Matrix, type WeightArray } from '../detect/detector.js';
-import { FeaturePipeline, type FeatureSchema, type Rows } from '../features/pipeline.js';
+import { missingForNetflow, netflowFromCic } from '../features/netflow.js';
+import {
+  FeaturePipeline,
+  type FeatureSchema,
+  type Layout,
+  MissingColumnsError,
+  type Rows,
+} from '../features/pipeline.js';
 import type { IngestOptions } from '../ingest/table.js';
 // Detectors register themselves on import.
 import '../detect/autoencoder/autoencoder.js';
@@ -57,6 +64,11 @@ export interface Manifest {
     artifacts?: { file: string; sha256: string; bytes: number; description: string }[];
   };
   features: FeatureSchema;
+  /**
+   * Feature set the model reads: `cic` (default, the columns as given) or `netflow` (the NetFlow
+   * feature set, mapped from CIC columns when the input has them; features/netflow.ts).
+   */
+  featureSet?: FeatureSet;
   threshold: Threshold;
   /** Ingest options the model was trained with; reused when it reads data. */
   ingest: Pick<IngestOptions, 'label' | 'benign' | 'drop' | 'keep' | 'categorical' | 'header'>;
@@ -107,6 +119,8 @@ export function newModelId(kind: string): string {
   return `${kind}-${ts}-${randomBytes(3).toString('hex')}`;
 }
 
+export type FeatureSet = 'cic' | 'netflow';
+
 export class Model {
   readonly pipeline: FeaturePipeline;
 
@@ -139,22 +153,46 @@ export class Model {
     return this.manifest.threshold.value;
   }
 
-  /** Features and scores for a set of rows. Throws MissingColumnsError when columns are absent. */
+  get featureSet(): FeatureSet {
+    return this.manifest.featureSet ?? 'cic';
+  }
+
+  /** Rows in the model's feature set (the NetFlow set is derived from CIC columns when needed). */
+  prepare<T extends Rows>(rows: T): T {
+    return this.featureSet === 'netflow' ? netflowFromCic(rows) : rows;
+  }
+
+  /** Throws MissingColumnsError (naming the columns) when rows in `layout` cannot be scored. */
+  check(layout: Layout): void {
+    if (this.featureSet === 'netflow') {
+      const missing = missingForNetflow(layout);
+      if (missing.length) throw new MissingColumnsError(layout.file, missing);
+      return;
+    }
+    this.pipeline.check(layout);
+  }
+
   /**
    * As `score`, through the detector's batch runtime where it has one (ONNX Runtime for neural
    * detectors); the same scores within float32 rounding.
    */
-  async scoreAsync(rows: Rows): Promise<{ x: Matrix; scores: Float32Array }> {
+  async scoreAsync<T extends Rows>(input: T): Promise<{ x: Matrix; scores: Float32Array; rows: T }> {
+    const rows = this.prepare(input);
     const data = this.pipeline.transform(rows);
     const x = { data, rows: rows.n, cols: this.pipeline.width };
     const scores = this.detector.scoreAsync ? await this.detector.scoreAsync(x) : this.detector.score(x);
-    return { x, scores };
+    return { x, scores, rows };
   }
 
-  score(rows: Rows): { x: Matrix; scores: Float32Array } {
+  /**
+   * Features and scores for a set of rows, and the rows in the model's feature set (what `explain`
+   * reads). Throws MissingColumnsError when columns are absent.
+   */
+  score<T extends Rows>(input: T): { x: Matrix; scores: Float32Array; rows: T } {
+    const rows = this.prepare(input);
     const data = this.pipeline.transform(rows);
     const x = { data, rows: rows.n, cols: this.pipeline.width };
-    return { x, scores: this.detector.score(x) };
+    return { x, scores: this.detector.score(x), rows };
   }
 
   /** The top-k input features behind row i's score, with observed and typical values. */

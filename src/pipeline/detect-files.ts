@@ -107,7 +107,7 @@ function deliver(
       summary.byLabel[l] = e;
     }
     if (!anomalous && !opts.all) continue;
-    const contributions = anomalous || opts.explainAll ? model.explain(res.x, batch, i, k) : undefined;
+    const contributions = anomalous || opts.explainAll ? model.explain(res.x, res.rows, i, k) : undefined;
     const threat = cls ? cls.classes[cls.ids[i]] : null;
     opts.onFlow({ flow: batchRow(batch, i, false), verdict: model.verdict(s, contributions, threat) });
   }
@@ -134,7 +134,7 @@ export class FlowScorer {
     batchSize = 4096,
   ) {
     const plan = capturePlan(source);
-    model.pipeline.check(plan);
+    model.check(plan);
     this.batcher = new FlowBatcher(plan, batchSize);
     this.k = opts.topFeatures ?? 5;
   }

@@ -308,7 +308,7 @@ export class DetectionService extends EventEmitter {
       stringNames: schema.inputs.filter((f) => f.kind === 'categorical').map((f) => f.name),
       key: `model:${model.id}`,
     };
-    model.pipeline.check(layout);
+    model.check(layout);
     const decoder = new RecordDecoder(layout);
     // Warm the scorer (ONNX sessions load lazily) before the swap.
     await model.scoreAsync(decoder.decode([{}], '', false).rows);
@@ -341,7 +341,7 @@ export class DetectionService extends EventEmitter {
       const threat = cls ? cls.classes[cls.ids[i]] : null;
       const v = this.verdictOf(dec, i, cur.model.id, s, thr, isAnomaly, threat);
       if (isAnomaly) {
-        v.contributions = finiteContributions(cur.model.explain(res.x, dec.rows, i, k));
+        v.contributions = finiteContributions(cur.model.explain(res.x, res.rows, i, k));
         anomalies.push(i);
         featureSets[i] = featuresOf(dec.rows, i);
       } else if (this.recent) this.recent.add(dec.rows, i);

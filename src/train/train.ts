@@ -13,9 +13,11 @@ import { Rng } from '../core/rng.js';
 import { NADIR_VERSION } from '../core/version.js';
 import { calibrate, parseThresholdMethod } from '../detect/calibration.js';
 import { detectorFactory } from '../detect/detector.js';
+import { missingForNetflow, netflowFromCic } from '../features/netflow.js';
 import { type FeatureOptions, FeaturePipeline, type Layout, type Rows } from '../features/pipeline.js';
 import { FlowReader, type IngestOptions } from '../ingest/table.js';
 import {
+  type FeatureSet,
   type Manifest,
   MODEL_FORMAT,
   MODEL_FORMAT_VERSION,
@@ -38,6 +40,8 @@ export interface TrainOptions {
   seed: number;
   ingest: IngestOptions;
   features: Partial<FeatureOptions>;
+  /** `netflow`: train on the NetFlow feature set (features/netflow.ts), mapped from CIC columns. */
+  featureSet?: FeatureSet;
   out?: string;
   diag: Diagnostics;
   onProgress?: (bytes: number, total: number) => void;
@@ -136,7 +140,26 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const labelsSeen = new Map<string, number>();
 
   opts.onPhase?.('reading');
-  for await (const batch of reader.batches()) {
+  const netflow = opts.featureSet === 'netflow';
+  const unmappable = new Set<string>();
+  for await (const raw of reader.batches()) {
+    if (unmappable.has(raw.plan.key)) continue;
+    if (netflow) {
+      const missing = missingForNetflow(raw.plan);
+      if (missing.length) {
+        unmappable.add(raw.plan.key);
+        diag.report({
+          severity: 'error',
+          reason: 'columns',
+          file: raw.plan.file,
+          line: 1,
+          message: `--features netflow needs ${missing.join(', ')}; file skipped`,
+        });
+        reader.skipFile(raw.fileIndex, 'missing columns');
+        continue;
+      }
+    }
+    const batch = netflow ? netflowFromCic(raw) : raw;
     if (!reservoir) {
       const p = batch.plan;
       reservoir = new Reservoir(
@@ -221,6 +244,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     threshold: opts.threshold,
     seed: opts.seed,
     features: opts.features,
+    featureSet: opts.featureSet,
     onPhase: opts.onPhase,
     onFitProgress: opts.onFitProgress,
     ingest: {
@@ -259,6 +283,7 @@ export interface FitOptions {
   threshold: string;
   seed: number;
   features: Partial<FeatureOptions>;
+  featureSet?: FeatureSet;
   onPhase?: (phase: string) => void;
   onFitProgress?: (done: number, total: number, note: string) => void;
   ingest: Manifest['ingest'];
@@ -320,6 +345,7 @@ export function fitModel(
     nadirVersion: NADIR_VERSION,
     detector: { kind: opts.detector, params: {}, weights: { file: '', sha256: '', bytes: 0, arrays: [] } },
     features: pipeline.schema,
+    featureSet: opts.featureSet && opts.featureSet !== 'cic' ? opts.featureSet : undefined,
     threshold,
     ingest: opts.ingest,
     training: {
