@@ -84,7 +84,7 @@ function tsharkGroups(all: string[][], dir: string): Record<string, string[]>[][
   // A fixture may hold several IPFIX messages back to back (a message stream); tshark reads one
   // message per UDP datagram, so each goes in its own packet and the results are merged per file.
   const at: [number, number][] = [];
-  all.forEach((files, g) =>
+  all.forEach((files, g) => {
     files.forEach((f, i) => {
       const payload = readFileSync(join(DAT, f));
       const parts: Uint8Array[] = [];

@@ -740,8 +740,10 @@ export class NetflowDecoder {
     nowMs: number,
   ): void {
     this.expirePending(e, key, nowMs);
-    if (len > this.o.maxPendingBytes)
-      return this.dropUnknown(e, key, proto, setId, offset, len, 'larger than the wait buffer');
+    if (len > this.o.maxPendingBytes) {
+      this.dropUnknown(e, key, proto, setId, offset, len, 'larger than the wait buffer');
+      return;
+    }
     while (e.pendingBytes + len > this.o.maxPendingBytes && e.pending.length) {
       const old = e.pending.shift()!;
       e.pendingBytes -= old.bytes.length;
