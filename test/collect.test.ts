@@ -103,8 +103,8 @@ function tsharkGroups(all: string[][], dir: string): Record<string, string[]>[][
           ethernet(0x0800, ipv4('192.0.2.1', '192.0.2.2', 17, udp(10000 + g, 2055, part))),
         );
       }
-    }),
-  );
+    });
+  });
   const pcap = writeFile(dir, 'fixtures.pcap', w.bytes());
   const fields = [
     'cflow.srcaddr',
