@@ -31,6 +31,7 @@ import { evaluate } from '../train/evaluate.js';
 import { renderEvaluationSvg } from '../train/plots.js';
 import { parseSplit } from '../train/split.js';
 import { train } from '../train/train.js';
+import { addCollectCommand } from './collect.js';
 import {
   csvCell,
   csvHeader,
@@ -892,6 +893,7 @@ Example:
     });
 
   addServeCommand(program);
+  addCollectCommand(program);
 
   return program;
 }
