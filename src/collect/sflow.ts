@@ -149,7 +149,10 @@ export class SflowDecoder {
     evicted: 0,
     peakFlows: 0,
   };
-  /** Outcomes of decoding the sampled packet headers. */
+  /**
+   * Outcomes of decoding the sampled packet headers (`unsupportedLinks` keys: the negated sFlow
+   * header_protocol, e.g. -7 for PPP, capped at -256).
+   */
   readonly packets = new DecodeStats();
 
   private readonly activeMs: number;
@@ -194,6 +197,9 @@ export class SflowDecoder {
   private readonly agentWords = new Uint32Array(4);
   private agentVersion = 0;
   private current = '';
+  private lastAddress = '';
+  private lastSubAgent = -1;
+  private lastExporter = -1;
   private currentStats: ExporterStats | null = null;
 
   private rawOff = -1;
@@ -228,18 +234,31 @@ export class SflowDecoder {
     this.stats.datagrams++;
     this.current = address;
     this.currentStats = null;
-
     const len = buf.length;
-    if (len < 4) return this.problem('truncated', 0, `datagram of ${len} bytes has no version`);
+    if (len < 4) {
+      this.problem('truncated', 0, `datagram of ${len} bytes has no version`);
+      return;
+    }
     const version = be32(buf, 0);
-    if (version !== 5)
-      return this.problem('unknown-version', 0, `version ${version} (only sFlow v5 is decoded)`, 'unknown');
-    if (len < 8) return this.problem('truncated', 4, 'datagram ends before the agent address');
+    if (version !== 5) {
+      this.problem('unknown-version', 0, `version ${version} (only sFlow v5 is decoded)`, 'unknown');
+      return;
+    }
+    if (len < 8) {
+      this.problem('truncated', 4, 'datagram ends before the agent address');
+      return;
+    }
     const addrType = be32(buf, 4);
     const addrLen = addrType === 1 ? 4 : addrType === 2 ? 16 : addrType === 0 ? 0 : -1;
-    if (addrLen < 0) return this.problem('bad-address-type', 4, `agent address type ${addrType}`);
+    if (addrLen < 0) {
+      this.problem('bad-address-type', 4, `agent address type ${addrType}`);
+      return;
+    }
     let p = 8 + addrLen;
-    if (len < p + 16) return this.problem('truncated', Math.min(len, p), 'datagram header is truncated');
+    if (len < p + 16) {
+      this.problem('truncated', Math.min(len, p), 'datagram header is truncated');
+      return;
+    }
     const aw = this.agentWords;
     aw[0] = aw[1] = aw[2] = aw[3] = 0;
     for (let i = 0; i < addrLen / 4; i++) aw[i] = be32(buf, 8 + 4 * i);
@@ -250,15 +269,19 @@ export class SflowDecoder {
     const count = be32(buf, p + 12);
     p += 16;
 
-    const key = `${address}/${subAgent}`;
-    let xi = this.exporterIndex.get(key);
+    // The exporter of the previous datagram is the likely one: no key string for it.
+    let xi = address === this.lastAddress && subAgent === this.lastSubAgent ? this.lastExporter : undefined;
+    const key = xi === undefined ? `${address}/${subAgent}` : this.exporterKeys[xi];
+    if (xi === undefined) xi = this.exporterIndex.get(key);
     if (xi === undefined) {
-      if (this.exporterList.length >= this.maxExporters)
-        return this.problem(
+      if (this.exporterList.length >= this.maxExporters) {
+        this.problem(
           'too-many-exporters',
           0,
           `${this.maxExporters} exporters already tracked; datagram from ${key} dropped`,
         );
+        return;
+      }
       xi = this.exporterList.length;
       const st = newExporterStats(address, subAgent, 'sflow', nowMs);
       this.exporterIndex.set(key, xi);
@@ -266,6 +289,9 @@ export class SflowDecoder {
       this.exporterKeys.push(key);
       this.exporters.set(key, st);
     }
+    this.lastAddress = address;
+    this.lastSubAgent = subAgent;
+    this.lastExporter = xi;
     const st = this.exporterList[xi];
     this.current = key;
     this.currentStats = st;
@@ -325,12 +351,10 @@ export class SflowDecoder {
   ): void {
     this.stats.flowSamples++;
     const fixed = expanded ? 44 : 32;
-    if (end - start < fixed)
-      return this.problem(
-        'bad-length',
-        start,
-        `flow sample of ${end - start} bytes, fixed part needs ${fixed}`,
-      );
+    if (end - start < fixed) {
+      this.problem('bad-length', start, `flow sample of ${end - start} bytes, fixed part needs ${fixed}`);
+      return;
+    }
     let rate = be32(b, start + (expanded ? 12 : 8));
     if (rate === 0) {
       this.problem('bad-sampling-rate', start + (expanded ? 12 : 8), 'sampling rate 0, counted as 1');
@@ -411,7 +435,8 @@ export class SflowDecoder {
               ? LINKTYPE.IPV6
               : -1;
       const code = link < 0 ? Decode.UNSUPPORTED_LINK : decode(b, this.rawOff, this.rawLen, link, v);
-      this.packets.add(code, link);
+      // Unsupported header protocols are counted under their negated sFlow number (bounded).
+      this.packets.add(code, link < 0 ? -Math.min(this.rawProto, 256) : link);
       if (
         v.ipVersion !== 0 &&
         code !== Decode.TRUNCATED_IP &&
@@ -466,12 +491,10 @@ export class SflowDecoder {
   ): void {
     this.stats.counterSamples++;
     const fixed = expanded ? 16 : 12;
-    if (end - start < fixed)
-      return this.problem(
-        'bad-length',
-        start,
-        `counter sample of ${end - start} bytes, fixed part needs ${fixed}`,
-      );
+    if (end - start < fixed) {
+      this.problem('bad-length', start, `counter sample of ${end - start} bytes, fixed part needs ${fixed}`);
+      return;
+    }
     const n = be32(b, start + fixed - 4);
     let p = start + fixed;
     for (let i = 0; i < n; i++) {
