@@ -223,6 +223,8 @@ export class NetflowDecoder {
   private readonly ff = new FlowFields();
   private dv: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
   private buf: Uint8Array = new Uint8Array(0);
+  /** Data records (flow and options) decoded so far, for IPFIX sequence numbers. */
+  private dataRecords = 0;
 
   constructor(
     private readonly h: NetflowHandlers,
@@ -394,14 +396,31 @@ export class NetflowDecoder {
     return n;
   }
 
-  /** Sequence accounting: `perRecord` sequences count records (v5, IPFIX), else datagrams (v9). */
+  /**
+   * Sequence accounting: `perRecord` sequences count data records (v5, IPFIX), else datagrams
+   * (v9). RFC 7011 numbers a message by the records sent before it; some exporters (softflowd)
+   * include the message's own records: an exporter whose numbers fit only that reading is switched
+   * to it (`sequenceMode`), so neither kind shows phantom losses.
+   */
   private sequence(st: ExporterStats, seq: number, records: number, perRecord: boolean): void {
-    if (st.nextSequence >= 0 && seq !== st.nextSequence) {
-      const gap = (seq - st.nextSequence + TWO32) % TWO32;
+    const step = perRecord ? records : 1;
+    if (st.nextSequence >= 0) {
+      let expected = st.sequenceMode === 'inclusive' ? (st.lastSequence + step) % TWO32 : st.nextSequence;
+      if (
+        seq !== expected &&
+        perRecord &&
+        st.sequenceMode === 'standard' &&
+        seq === (st.lastSequence + step) % TWO32
+      ) {
+        st.sequenceMode = 'inclusive';
+        expected = seq;
+      }
+      const gap = (seq - expected + TWO32) % TWO32;
       // Small forward jumps are losses; anything else is a restart or reordering.
-      if (gap < 1 << 30) st.lost += gap;
+      if (gap > 0 && gap < 1 << 30) st.lost += gap;
     }
-    st.nextSequence = (seq + (perRecord ? records : 1)) % TWO32;
+    st.lastSequence = seq;
+    st.nextSequence = (seq + step) % TWO32;
   }
 
   // ---- NetFlow v9 -------------------------------------------------------------------------
@@ -480,9 +499,9 @@ export class NetflowDecoder {
         if (length < 16) return n;
         end = b.length;
       }
-      const before = e.stats.records;
+      const before = this.dataRecords;
       n += this.sets(e, key, 'ipfix', m + 16, exportMs, Number.NaN, nowMs, end);
-      this.sequence(e.stats, seq, e.stats.records - before, true);
+      this.sequence(e.stats, seq, this.dataRecords - before, true);
       m = end;
       if (m >= b.length) break;
     }
@@ -926,6 +945,7 @@ export class NetflowDecoder {
         break;
       }
       if (o === recStart) break;
+      this.dataRecords++;
       if (t.options) this.options(e, t, recStart);
       else {
         resolveAddresses(ff);

@@ -23,6 +23,10 @@ export interface ExporterStats {
   lost: number;
   /** Sequence number expected next, or -1 before the first datagram. */
   nextSequence: number;
+  /** Last sequence number seen. */
+  lastSequence: number;
+  /** `inclusive`: the exporter numbers a message including its own records (softflowd's IPFIX). */
+  sequenceMode: 'standard' | 'inclusive';
   /** Templates known (v9, IPFIX). */
   templates: number;
   /** Data records waiting for their template (v9, IPFIX). */
@@ -68,6 +72,8 @@ export function newExporterStats(
     bad: 0,
     lost: 0,
     nextSequence: -1,
+    lastSequence: -1,
+    sequenceMode: 'standard',
     templates: 0,
     pending: 0,
     sampling: 1,
