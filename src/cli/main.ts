@@ -13,9 +13,10 @@ import { Diagnostics, formatProblem, UserError } from '../core/diagnostics.js';
 import { NADIR_VERSION } from '../core/version.js';
 import { parseThresholdMethod } from '../detect/calibration.js';
 import { detectorKinds } from '../detect/detector.js';
-import type { FeatureOptions } from '../features/pipeline.js';
+import { type FeatureOptions, MissingColumnsError } from '../features/pipeline.js';
 import { flowHeader } from '../flow/features.js';
 import type { FlowMeterOptions } from '../flow/meter.js';
+import { sniffFlowLog } from '../ingest/flow-logs.js';
 import type { FileSummary, FlowReader, IngestOptions } from '../ingest/table.js';
 import { Model } from '../model/bundle.js';
 import { captureFlows } from '../pipeline/capture-flows.js';
@@ -24,6 +25,7 @@ import {
   type DetectSummary,
   detectCaptures,
   detectFiles,
+  detectFlowLogs,
   FlowScorer,
 } from '../pipeline/detect-files.js';
 import { LiveCapture } from '../pipeline/live.js';
@@ -536,7 +538,7 @@ Examples:
     .requiredOption('-m, --model <dir>', 'model bundle directory')
     .requiredOption(
       '-d, --data <paths...>',
-      'flow CSV files or directories, or pcap/pcapng captures (metered into flows first)',
+      'flow CSV files or directories, pcap/pcapng captures (metered into flows first), Zeek conn.logs or Suricata eve.json (told apart by content)',
     )
     .addOption(
       new Option('-f, --format <format>', 'output format').choices(['table', 'json', 'csv']).default('table'),
@@ -559,6 +561,8 @@ Examples:
   nadir detect --model models/cic --data capture_flows.csv
   nadir detect --model models/cic --data day.csv --format csv --output anomalies.csv
   nadir detect --model models/cic --data capture.pcapng
+  nadir detect --model models/nf --data conn.log          # a --features netflow model
+  nadir detect --model models/nf --data eve.json --format json
   nadir detect --model models/cic --data day.csv --format json --all | jq .score`,
   );
   detectCmd.action(async (o) => {
@@ -598,7 +602,47 @@ Examples:
       (p) => existsSync(p) && statSync(p).isFile() && sniffCaptureFormat(p) !== null,
     );
     let summary: DetectSummary;
-    if (captures.length > 0) {
+    const logs = (o.data as string[]).filter(
+      (p) => existsSync(p) && statSync(p).isFile() && sniffFlowLog(p) !== null,
+    );
+    if (logs.length > 0) {
+      if (logs.length !== o.data.length)
+        throw new UserError(
+          'give flow logs (Zeek, Suricata) and other inputs to separate `nadir detect` runs',
+          `logs: ${logs.join(', ')}`,
+          2,
+        );
+      const total = logs.reduce((t, f) => t + statSync(f).size, 0);
+      let ls: Awaited<ReturnType<typeof detectFlowLogs>>;
+      try {
+        ls = await detectFlowLogs(model, logs, {
+          all: o.format !== 'table' && o.all,
+          topFeatures: o.features,
+          onFlow,
+          diag,
+          onProgress: (b) => progress.update(b, total),
+        }).finally(() => progress.stop());
+      } catch (e) {
+        if (e instanceof MissingColumnsError)
+          throw new UserError(
+            `${model.id} cannot score flow logs: ${e.message}`,
+            'Zeek and Suricata logs carry the NetFlow feature set; train a model for them with `nadir train --features netflow`',
+          );
+        throw e;
+      }
+      if (!o.quiet)
+        for (const l of ls.logs)
+          process.stderr.write(
+            `${l.file}: ${l.format}, ${int(l.rows)} flows${l.rejected ? `, ${int(l.rejected)} rejected` : ''}${l.labelled ? `, ${int(l.labelled)} labelled by alerts` : ''}\n`,
+          );
+      summary = {
+        rows: ls.rows,
+        anomalies: ls.anomalies,
+        byLabel: ls.byLabel,
+        files: [],
+        seconds: ls.seconds,
+      };
+    } else if (captures.length > 0) {
       if (captures.length !== o.data.length)
         throw new UserError(
           'give packet captures and flow files to separate `nadir detect` runs',
