@@ -14,8 +14,12 @@
  * - a column the model needs but the record lacks is named, per record.
  */
 import { BENIGN, LabelPolicy } from '../core/labels.js';
+import { NETFLOW_FEATURES } from '../features/netflow.js';
 import type { Layout, Rows } from '../features/pipeline.js';
 import { canonicalColumn, isKnownCicColumn, LABEL_CANDIDATES } from './columns.js';
+
+/** The NetFlow feature set's columns are NADIR's own vocabulary too (collectors send them). */
+const NETFLOW_NAMES = new Set<string>(NETFLOW_FEATURES);
 
 export interface RecordProblem {
   /** JSON pointer into the request body. */
@@ -179,7 +183,13 @@ export class RecordDecoder {
   }
 
   private isKnown(c: string): boolean {
-    return this.known.has(c) || isKnownCicColumn(c) || LABEL_NAMES.has(c) || c === 'Attempted Category';
+    return (
+      this.known.has(c) ||
+      isKnownCicColumn(c) ||
+      NETFLOW_NAMES.has(c) ||
+      LABEL_NAMES.has(c) ||
+      c === 'Attempted Category'
+    );
   }
 
   /** What a column name means for this layout, resolved once per name. */

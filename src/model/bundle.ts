@@ -159,12 +159,22 @@ export class Model {
 
   /** Rows in the model's feature set (the NetFlow set is derived from CIC columns when needed). */
   prepare<T extends Rows>(rows: T): T {
-    return this.featureSet === 'netflow' ? netflowFromCic(rows) : rows;
+    return this.featureSet === 'netflow' && !this.readsDirectly(rows.plan) ? netflowFromCic(rows) : rows;
+  }
+
+  /** Whether rows in `layout` already carry every column the pipeline reads. */
+  private readsDirectly(layout: Layout): boolean {
+    try {
+      this.pipeline.check(layout);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /** Throws MissingColumnsError (naming the columns) when rows in `layout` cannot be scored. */
   check(layout: Layout): void {
-    if (this.featureSet === 'netflow') {
+    if (this.featureSet === 'netflow' && !this.readsDirectly(layout)) {
       const missing = missingForNetflow(layout);
       if (missing.length) throw new MissingColumnsError(layout.file, missing);
       return;
