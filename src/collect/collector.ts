@@ -61,6 +61,8 @@ export class Collector {
   private readonly sf: SflowDecoder;
   private timer: NodeJS.Timeout | null = null;
   private datagrams = 0;
+  /** Arrival time of the datagram being decoded. */
+  private nowMs = 0;
   private refused = 0;
   private readonly problems = new Map<string, number>();
   /** Problems logged per `exporter|reason` in the current minute. */
@@ -78,13 +80,14 @@ export class Collector {
     this.allow = new Set(this.o.allow.map(normaliseIp));
     this.mapper = new ExportMapper(onRow, this.o.mapper);
     const problem = (p: DatagramProblem) => this.problem(p);
-    this.nf = new NetflowDecoder({ flow: (ff) => this.mapper.add(ff, Date.now()), problem }, this.o.decoder);
+    this.nf = new NetflowDecoder({ flow: (ff) => this.mapper.add(ff, this.nowMs), problem }, this.o.decoder);
     this.sf = new SflowDecoder({ row: onRow, problem, counters: this.o.counters });
   }
 
   /** Decodes one datagram as if it had arrived from `address` (also used by tests and replays). */
   datagram(buf: Uint8Array, address: string, kind: 'netflow' | 'sflow', nowMs = Date.now()): void {
     this.datagrams++;
+    this.nowMs = nowMs;
     if (kind === 'sflow') this.sf.datagram(buf, address, nowMs);
     else this.nf.datagram(buf, address, nowMs);
   }
