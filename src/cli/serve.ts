@@ -36,6 +36,11 @@ const SERVER_KEYS = [
   'rateLimit',
   'model',
   'trustProxy',
+  'netflow',
+  'ipfix',
+  'sflow',
+  'collectHost',
+  'allow',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -55,6 +60,11 @@ const serverCheck = new Ajv({ allErrors: true, strict: false }).compile({
     rateLimit: { type: 'integer', minimum: 1 },
     model: { type: 'string', minLength: 1 },
     trustProxy: { type: ['boolean', 'string'] },
+    netflow: { type: 'integer', minimum: 0, maximum: 65535 },
+    ipfix: { type: 'integer', minimum: 0, maximum: 65535 },
+    sflow: { type: 'integer', minimum: 0, maximum: 65535 },
+    collectHost: { type: 'string', minLength: 1 },
+    allow: { type: 'array', items: { type: 'string', minLength: 1 } },
   },
 });
 
@@ -72,6 +82,12 @@ interface ServeFile {
     rateLimit?: number;
     model?: string;
     trustProxy?: boolean | string;
+    /** Collector UDP ports and options (as the flags). */
+    netflow?: number;
+    ipfix?: number;
+    sflow?: number;
+    collectHost?: string;
+    allow?: string[];
   };
   /** Initial service configuration (see GET /api/v1/config); used when the store has none. */
   config?: Record<string, unknown>;
@@ -352,9 +368,17 @@ Examples:
         `nadir serve: listening on ${base} (API docs ${base}/docs)\n` +
           `  store: ${store.kind} ${store.location}\n  ${mode}\n  ${keyNote}\n`,
       );
+      // Flags win over the config file's server section.
+      const co = {
+        netflow: o.netflow ?? s.netflow,
+        ipfix: o.ipfix ?? s.ipfix,
+        sflow: o.sflow ?? s.sflow,
+        collectHost: o.collectHost !== '0.0.0.0' ? o.collectHost : (s.collectHost ?? o.collectHost),
+        allow: o.allow ?? s.allow,
+      };
       const collecting =
-        o.netflow !== undefined || o.ipfix !== undefined || o.sflow !== undefined
-          ? await startCollectors(service, collectorOptions(o, false))
+        co.netflow !== undefined || co.ipfix !== undefined || co.sflow !== undefined
+          ? await startCollectors(service, collectorOptions(co, false))
           : null;
       await new Promise<void>((done) => {
         let stopping = false;

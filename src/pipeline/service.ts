@@ -14,6 +14,7 @@ import { EventEmitter } from 'node:events';
 import { hashBytes } from '../core/hash.js';
 import { BENIGN } from '../core/labels.js';
 import type { Contribution } from '../core/records.js';
+import { NETFLOW_FEATURES } from '../features/netflow.js';
 import type { Layout, Rows } from '../features/pipeline.js';
 import { CIC_CATEGORICAL, CIC_FEATURES } from '../ingest/columns.js';
 import {
@@ -37,11 +38,19 @@ export interface Log {
   error(msg: string): void;
 }
 
-/** Every CIC flow column: what a baseline is collected in before its columns are chosen. */
+/**
+ * Every CIC flow column and the NetFlow feature set's own columns: what a baseline is collected in
+ * before its columns are chosen (flows from the collectors carry the NetFlow set, so a service fed
+ * only by exporters learns on that set; mixed traffic learns on the columns both have).
+ */
+const LEARN_NUMERIC = CIC_FEATURES.filter((c) => !CIC_CATEGORICAL.has(c));
 const LEARN_LAYOUT: Layout = {
-  numericNames: CIC_FEATURES.filter((c) => !CIC_CATEGORICAL.has(c)),
+  numericNames: [
+    ...LEARN_NUMERIC,
+    ...NETFLOW_FEATURES.filter((c) => c !== 'Protocol' && !(LEARN_NUMERIC as string[]).includes(c)),
+  ],
   stringNames: CIC_FEATURES.filter((c) => CIC_CATEGORICAL.has(c)),
-  key: 'learn:cic',
+  key: 'learn:cic+netflow',
 };
 
 /** No model to score with and learning disabled: the caller answers 503. */
