@@ -1,5 +1,5 @@
 /**
- * Interoperability with real exporters and a real collector: softflowd reads a shared capture and
+ * Interoperability with real exporters and a real collector: softflowd and pmacct (nfprobe) read a shared capture and
  * exports NetFlow v5, v9 and IPFIX to nfcapd (nfdump), which repeats every datagram to NADIR's
  * collector. Record, packet and byte totals must equal nfdump's; per conversation, packets and IP
  * bytes must equal what NADIR's own flow meter builds from the same capture.
@@ -15,11 +15,12 @@ import { Collector } from '../src/collect/collector.js';
 import { type ExportRow, netflowFromCic } from '../src/features/netflow.js';
 import { capturePlan, FlowBatcher } from '../src/flow/batch.js';
 import { captureFlows } from '../src/pipeline/capture-flows.js';
-import { datasets, NO_DATASETS, tmp } from './helpers.js';
+import { datasets, NO_DATASETS, tmp, writeFile } from './helpers.js';
 
 const has = (cmd: string, arg = '-h') => spawnSync(cmd, [arg]).error === undefined;
-const havePeers = has('softflowd') && has('nfcapd') && has('nfdump');
-const NO_PEERS = 'softflowd and nfdump not installed (apt-get install softflowd nfdump); skipped';
+const havePeers = has('softflowd') && has('nfcapd') && has('nfdump') && has('pmacctd');
+const NO_PEERS =
+  'softflowd, pmacct and nfdump not installed (apt-get install softflowd pmacct nfdump); skipped';
 const requireAll = process.env.NADIR_REQUIRE_SERVICES === '1';
 const root = datasets();
 
@@ -104,113 +105,149 @@ async function stop(p: ChildProcess): Promise<void> {
   await once(p, 'exit');
 }
 
-describe('softflowd → nfcapd → NADIR', () => {
+/** Runs an exporter over `pcap`, sending to 127.0.0.1:`port`; fails the test if it fails. */
+function exportWith(
+  exporter: 'softflowd' | 'pmacct',
+  pcap: string,
+  version: string,
+  port: number,
+  dir: string,
+): void {
+  if (exporter === 'softflowd') {
+    // softflowd 1.1.0 hangs in accept() at EOF when its control socket path is longer than
+    // 12 characters (measured here): a short unique one.
+    const ctl = `/tmp/s${port}`;
+    const args = [
+      '-r',
+      pcap,
+      '-n',
+      `127.0.0.1:${port}`,
+      '-v',
+      version,
+      '-d',
+      '-p',
+      join(dir, 'sf.pid'),
+      '-c',
+      ctl,
+    ];
+    const sf = spawnSync('softflowd', args, { encoding: 'utf8', timeout: 30_000 });
+    rmSync(ctl, { force: true });
+    assert.equal(sf.status, 0, sf.stderr);
+    return;
+  }
+  // pmacctd reads the capture and its nfprobe plugin exports; it exits by itself at EOF.
+  const conf = writeFile(
+    dir,
+    'pmacctd.conf',
+    [
+      'daemonize: false',
+      `pcap_savefile: ${pcap}`,
+      'plugins: nfprobe',
+      `nfprobe_receiver: 127.0.0.1:${port}`,
+      `nfprobe_version: ${version}`,
+      '',
+    ].join('\n'),
+  );
+  const pm = spawnSync('pmacctd', ['-f', conf], { encoding: 'utf8', timeout: 30_000 });
+  const log = `${pm.stdout}${pm.stderr}`;
+  // pmacctd sometimes exits 1 after an orderly plugin shutdown ("connection lost" to its plugin).
+  assert.ok(pm.status === 0 || /Shutting down on user request/.test(log), log);
+}
+
+describe('softflowd / pmacct → nfcapd → NADIR', () => {
   const skip = !root ? NO_DATASETS : !havePeers ? NO_PEERS : false;
-  if (requireAll && !havePeers) it('softflowd and nfdump must be installed', () => assert.fail(NO_PEERS));
+  if (requireAll && !havePeers)
+    it('softflowd, pmacct and nfdump must be installed', () => assert.fail(NO_PEERS));
   const captures = [
     'pcap_zeek_traces/captures/wikipedia.pcap',
     'pcap_zeek_traces/captures/irc-dcc-send.pcapng',
   ];
 
-  for (const version of ['5', '9', '10'])
-    for (const capture of captures)
-      it(`NetFlow ${version === '10' ? 'IPFIX' : `v${version}`} from softflowd: totals equal nfdump's, conversations equal the flow meter's (${capture.split('/').pop()})`, {
-        skip,
-        timeout: 60_000,
-      }, async () => {
-        const pcap = join(root!, capture);
-        const dir = tmp();
-        const rows: ExportRow[] = [];
-        const collector = new Collector((r) => rows.push(r), {
-          netflow: 0,
-          host: '127.0.0.1',
-          mapper: { pairing: false },
-          log: (p) => assert.fail(`${p.reason}: ${p.message}`),
-        });
-        await collector.start();
-        const nfport = 20000 + Math.floor(Math.random() * 20000);
-        const nfcapd = spawn(
-          'nfcapd',
-          [
-            '-b',
-            '127.0.0.1',
-            '-p',
-            String(nfport),
-            '-w',
-            dir,
-            '-t',
-            '3600',
-            '-R',
-            `127.0.0.1/${collector.ports.netflow}`,
-          ],
-          { stdio: 'ignore' },
-        );
-        try {
-          await sleep(500);
-          // softflowd 1.1.0 hangs in accept() at EOF when its control socket path is longer than
-          // 12 characters (measured here): a short unique one.
-          const ctl = `/tmp/s${nfport}`;
-          const args = [
-            '-r',
-            pcap,
-            '-n',
-            `127.0.0.1:${nfport}`,
-            '-v',
-            version,
-            '-d',
-            '-p',
-            join(dir, 'sf.pid'),
-            '-c',
-            ctl,
-          ];
-          const sf = spawnSync('softflowd', args, { encoding: 'utf8', timeout: 30_000 });
-          rmSync(ctl, { force: true });
-          assert.equal(sf.status, 0, sf.stderr);
-          // Wait until the repeated datagrams stop arriving.
-          let last = -1;
-          for (let i = 0; i < 50 && collector.stats().datagrams !== last; i++) {
-            last = collector.stats().datagrams;
-            await sleep(200);
-          }
-        } finally {
-          await stop(nfcapd);
-          await collector.stop();
-        }
-        const peer = nfdumpTotals(dir);
-        const st = collector.stats();
-        assert.ok(peer.flows >= 5, `nfdump flows: ${peer.flows}`);
-        assert.deepEqual(st.problems, {});
-        assert.equal(
-          st.exporters.reduce((t, e) => t + e.lost, 0),
-          0,
-          'no sequence gaps',
-        );
-        const mine: Totals = {
-          flows: st.records,
-          packets: rows.reduce((t, r) => t + r.values[2], 0),
-          bytes: rows.reduce((t, r) => t + r.values[4], 0),
-        };
-        assert.deepEqual(mine, peer);
-        // Against NADIR's own meter on the same capture (v5 cannot carry IPv6 flows).
-        const meter = await meterConversations(pcap, version === '5');
-        const exported = conversations(
-          rows.map((r) => ({
-            src: r.srcIp,
-            sp: r.srcPort,
-            dst: r.dstIp,
-            dp: r.dstPort,
-            proto: r.protocol,
-            pk: r.values[2],
-            by: r.values[4],
-          })),
-        );
-        const diff: string[] = [];
-        for (const [k, v] of meter) {
-          const e = exported.get(k);
-          if (!e || e.pk !== v.pk || e.by !== v.by)
-            diff.push(`${k}: meter ${v.pk} pkts ${v.by} B, export ${e?.pk} pkts ${e?.by} B`);
-        }
-        for (const k of exported.keys()) if (!meter.has(k)) diff.push(`${k}: only in the export`);
-        assert.deepEqual(diff, []);
+  const runs: ['softflowd' | 'pmacct', string, string][] = [];
+  for (const version of ['5', '9', '10']) {
+    for (const capture of captures) runs.push(['softflowd', version, capture]);
+    runs.push(['pmacct', version, captures[0]]);
+  }
+  for (const [exporter, version, capture] of runs)
+    it(`NetFlow ${version === '10' ? 'IPFIX' : `v${version}`} from ${exporter}: totals equal nfdump's, conversations equal the flow meter's (${capture.split('/').pop()})`, {
+      skip,
+      timeout: 60_000,
+    }, async () => {
+      const pcap = join(root!, capture);
+      const dir = tmp();
+      const rows: ExportRow[] = [];
+      const collector = new Collector((r) => rows.push(r), {
+        netflow: 0,
+        host: '127.0.0.1',
+        mapper: { pairing: false },
+        log: (p) => assert.fail(`${p.reason}: ${p.message}`),
       });
+      await collector.start();
+      const nfport = 20000 + Math.floor(Math.random() * 20000);
+      const nfcapd = spawn(
+        'nfcapd',
+        [
+          '-b',
+          '127.0.0.1',
+          '-p',
+          String(nfport),
+          '-w',
+          dir,
+          '-t',
+          '3600',
+          '-R',
+          `127.0.0.1/${collector.ports.netflow}`,
+        ],
+        { stdio: 'ignore' },
+      );
+      try {
+        await sleep(500);
+        exportWith(exporter, pcap, version, nfport, dir);
+        // Wait until the repeated datagrams stop arriving.
+        let last = -1;
+        for (let i = 0; i < 50 && collector.stats().datagrams !== last; i++) {
+          last = collector.stats().datagrams;
+          await sleep(200);
+        }
+      } finally {
+        await stop(nfcapd);
+        await collector.stop();
+      }
+      const peer = nfdumpTotals(dir);
+      const st = collector.stats();
+      assert.ok(peer.flows >= 5, `nfdump flows: ${peer.flows}`);
+      assert.deepEqual(st.problems, {});
+      assert.equal(
+        st.exporters.reduce((t, e) => t + e.lost, 0),
+        0,
+        'no sequence gaps',
+      );
+      const mine: Totals = {
+        flows: st.records,
+        packets: rows.reduce((t, r) => t + r.values[2], 0),
+        bytes: rows.reduce((t, r) => t + r.values[4], 0),
+      };
+      assert.deepEqual(mine, peer);
+      // Against NADIR's own meter on the same capture (v5 cannot carry IPv6 flows).
+      const meter = await meterConversations(pcap, version === '5');
+      const exported = conversations(
+        rows.map((r) => ({
+          src: r.srcIp,
+          sp: r.srcPort,
+          dst: r.dstIp,
+          dp: r.dstPort,
+          proto: r.protocol,
+          pk: r.values[2],
+          by: r.values[4],
+        })),
+      );
+      const diff: string[] = [];
+      for (const [k, v] of meter) {
+        const e = exported.get(k);
+        if (!e || e.pk !== v.pk || e.by !== v.by)
+          diff.push(`${k}: meter ${v.pk} pkts ${v.by} B, export ${e?.pk} pkts ${e?.by} B`);
+      }
+      for (const k of exported.keys()) if (!meter.has(k)) diff.push(`${k}: only in the export`);
+      assert.deepEqual(diff, []);
+    });
 });
