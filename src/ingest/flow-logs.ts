@@ -528,6 +528,7 @@ async function eachLine(
   path: string,
   onProgress: ((bytes: number) => void) | undefined,
   fn: (text: string | null, line: number, complete: boolean) => void,
+  afterChunk?: () => Promise<void>,
 ): Promise<void> {
   async function* counted(): AsyncGenerator<Buffer> {
     let bytes = 0;
@@ -562,9 +563,11 @@ async function eachLine(
       } else fn(text(buf, start, nl), no, true);
       start = nl + 1;
     }
-    if (discarding) continue;
-    if (buf.length - start > MAX_LINE) discarding = true;
-    else if (start < buf.length) carry = buf.subarray(start);
+    if (!discarding) {
+      if (buf.length - start > MAX_LINE) discarding = true;
+      else if (start < buf.length) carry = buf.subarray(start);
+    }
+    if (afterChunk) await afterChunk();
   }
   if (discarding) fn(null, ++no, false);
   else if (carry && carry.length > 0) {
@@ -1214,6 +1217,8 @@ export async function readFlowLog(
   diag: Diagnostics,
   onRow: (r: ExportRow) => void,
   onProgress?: (bytes: number) => void,
+  /** Awaited after each chunk of the file (e.g. to score the rows so far: memory stays bounded). */
+  afterChunk?: () => Promise<void>,
 ): Promise<FlowLogSummary> {
   const summary: FlowLogSummary = {
     file: path,
@@ -1254,11 +1259,16 @@ export async function readFlowLog(
         ? new ZeekJsonParser(sink)
         : new SuricataParser(sink);
   try {
-    await eachLine(path, onProgress, (t, no, complete) => {
-      summary.lines = no;
-      if (t === null) sink.reject(no, 'oversize', `a line longer than ${MAX_LINE >> 20} MiB`);
-      else parser.line(t, no, complete);
-    });
+    await eachLine(
+      path,
+      onProgress,
+      (t, no, complete) => {
+        summary.lines = no;
+        if (t === null) sink.reject(no, 'oversize', `a line longer than ${MAX_LINE >> 20} MiB`);
+        else parser.line(t, no, complete);
+      },
+      afterChunk,
+    );
   } catch (e) {
     sink.reject(summary.lines + 1, 'read', `reading stopped: ${(e as Error).message}`);
   }

@@ -192,22 +192,21 @@ export async function detectFlowLogs(
   const logs: FlowLogSummary[] = [];
   let done = 0;
   for (const file of files) {
-    const rows: ExportRow[] = [];
     let last = 0;
     logs.push(
       await readFlowLog(
         file,
         opts.diag,
-        (r) => rows.push(r),
+        scorer.add,
         (b) => {
           last = b;
           opts.onProgress?.(done + b);
         },
+        // Score the full batches after every chunk: memory stays bounded whatever the file size.
+        () => scorer.drain(),
       ),
     );
     done += last;
-    for (const r of rows) scorer.add(r);
-    await scorer.drain();
   }
   await scorer.drain(true);
   const capture = {
