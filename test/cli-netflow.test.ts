@@ -12,7 +12,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CLI, datasets, NO_DATASETS, tmp } from './helpers.js';
+import { exportCsvHeader, exportCsvRow, exportJsonRow } from '../src/cli/collect.js';
+import { type ExportRow, netflowValues } from '../src/features/netflow.js';
+import { CLI, datasets, NO_DATASETS, tmp, writeFile } from './helpers.js';
 
 function nadir(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 120_000 });
@@ -146,6 +148,38 @@ describe('the NetFlow feature set on CIC data, Zeek and Suricata (shared dataset
       .split('\n')
       .filter((l) => l && !l.startsWith('#')).length;
     assert.equal(z.stdout.trim().split('\n').length, zeekRows);
+    // The same flows as collected CSV and as JSON lines score the same (one vocabulary, two readers).
+    const rows: ExportRow[] = [];
+    for (let i = 0; i < 40; i++)
+      rows.push({
+        values: netflowValues(i % 3 === 0 ? 17 : 6, {
+          durationUs: 1000 * (i * 37),
+          fwdPackets: 1 + (i % 9),
+          bwdPackets: i % 4,
+          fwdBytes: 60 * (1 + (i % 9)) + i,
+          bwdBytes: 900 * (i % 4),
+          tcpFlags: i % 3 === 0 ? 0 : 0x12,
+        }),
+        srcIp: `10.1.0.${i}`,
+        dstIp: '10.2.0.1',
+        srcPort: 30000 + i,
+        dstPort: 443,
+        protocol: i % 3 === 0 ? 17 : 6,
+        startMs: 1_700_000_000_000 + i,
+        source: 'test',
+      });
+    const csv = writeFile(dir, 'flows.csv', `${exportCsvHeader()}\n${rows.map(exportCsvRow).join('\n')}\n`);
+    const jsonl = writeFile(dir, 'flows.jsonl', `${rows.map(exportJsonRow).join('\n')}\n`);
+    const scores = (file: string) => {
+      const r = nadir('detect', '--model', nf, '--data', file, '--format', 'json', '--all', '-q');
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l))
+        .map((v) => `${v.srcIp} ${v.score.toFixed(6)}`);
+    };
+    assert.deepEqual(scores(jsonl), scores(csv));
     // A model on every CIC column cannot score a flow log: it says which columns and what to do.
     const full = join(dir, 'cic');
     assert.equal(nadir('train', '--data', cic, '--out', full, '-q').status, 0);

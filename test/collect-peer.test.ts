@@ -60,7 +60,7 @@ async function meterConversations(pcap: string, v4only: boolean) {
       const src = raw.strings[1][i];
       if (v4only && src.includes(':')) continue;
       const at = (name: string) => b.numeric[i * k + col(name)];
-      const proto = at('Protocol');
+      const proto = Number(raw.strings[raw.plan.stringNames.indexOf('Protocol')][i]);
       const [sp, dp] = [Number(raw.strings[2][i]), Number(raw.strings[4][i])];
       rows.push({
         src,

@@ -17,6 +17,7 @@ import { type FeatureOptions, MissingColumnsError } from '../features/pipeline.j
 import { flowHeader } from '../flow/features.js';
 import type { FlowMeterOptions } from '../flow/meter.js';
 import { sniffFlowLog } from '../ingest/flow-logs.js';
+import { sniffRecordLines } from '../ingest/json-records.js';
 import type { FileSummary, FlowReader, IngestOptions } from '../ingest/table.js';
 import { Model } from '../model/bundle.js';
 import { captureFlows } from '../pipeline/capture-flows.js';
@@ -26,6 +27,7 @@ import {
   detectCaptures,
   detectFiles,
   detectFlowLogs,
+  detectRecordFiles,
   FlowScorer,
 } from '../pipeline/detect-files.js';
 import { LiveCapture } from '../pipeline/live.js';
@@ -538,7 +540,7 @@ Examples:
     .requiredOption('-m, --model <dir>', 'model bundle directory')
     .requiredOption(
       '-d, --data <paths...>',
-      'flow CSV files or directories, pcap/pcapng captures (metered into flows first), Zeek conn.logs or Suricata eve.json (told apart by content)',
+      'flow CSV files or directories, pcap/pcapng captures (metered into flows first), Zeek conn.logs, Suricata eve.json or JSON lines of flow records (told apart by content)',
     )
     .addOption(
       new Option('-f, --format <format>', 'output format').choices(['table', 'json', 'csv']).default('table'),
@@ -563,6 +565,7 @@ Examples:
   nadir detect --model models/cic --data capture.pcapng
   nadir detect --model models/nf --data conn.log          # a --features netflow model
   nadir detect --model models/nf --data eve.json --format json
+  nadir detect --model models/nf --data flows.jsonl      # nadir collect -f jsonl, or API records
   nadir detect --model models/cic --data day.csv --format json --all | jq .score`,
   );
   detectCmd.action(async (o) => {
@@ -605,7 +608,34 @@ Examples:
     const logs = (o.data as string[]).filter(
       (p) => existsSync(p) && statSync(p).isFile() && sniffFlowLog(p) !== null,
     );
-    if (logs.length > 0) {
+    const recordFiles = (o.data as string[]).filter(
+      (p) => existsSync(p) && statSync(p).isFile() && !logs.includes(p) && sniffRecordLines(p),
+    );
+    if (recordFiles.length > 0) {
+      if (recordFiles.length !== o.data.length)
+        throw new UserError(
+          'give JSON-lines flow records and other inputs to separate `nadir detect` runs',
+          `JSON lines: ${recordFiles.join(', ')}`,
+          2,
+        );
+      const total = recordFiles.reduce((t, f) => t + statSync(f).size, 0);
+      const rs = await detectRecordFiles(model, recordFiles, {
+        all: o.format !== 'table' && o.all,
+        topFeatures: o.features,
+        onFlow,
+        diag,
+        onProgress: (b) => progress.update(b, total),
+      }).finally(() => progress.stop());
+      if (!o.quiet && rs.rejected)
+        process.stderr.write(`${int(rs.rejected)} lines rejected (see the messages above)\n`);
+      summary = {
+        rows: rs.rows,
+        anomalies: rs.anomalies,
+        byLabel: rs.byLabel,
+        files: [],
+        seconds: rs.seconds,
+      };
+    } else if (logs.length > 0) {
       if (logs.length !== o.data.length)
         throw new UserError(
           'give flow logs (Zeek, Suricata) and other inputs to separate `nadir detect` runs',

@@ -8,7 +8,7 @@
  */
 import type { ColumnPlan, FlowBatch } from '../core/records.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TCP_URG } from '../decode/decode.js';
-import type { Layout, Rows } from './pipeline.js';
+import { type Layout, MissingColumnsError, type Rows } from './pipeline.js';
 
 /** The feature columns of the set, in order. Rates are per second; zero when the duration is 0. */
 export const NETFLOW_FEATURES = [
@@ -129,7 +129,11 @@ export function exportTimestamp(ms: number): string {
   return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
 }
 
-const NUMERIC = [...NETFLOW_FEATURES];
+/**
+ * Batches carry the set's numbers without Protocol (slot 0 of the vectors), and Protocol as text:
+ * a category, as in CIC data, so models see it once and in one kind.
+ */
+const NUMERIC: string[] = NETFLOW_FEATURES.filter((c) => c !== 'Protocol');
 const STRINGS = ['Flow ID', 'Src IP', 'Src Port', 'Dst IP', 'Dst Port', 'Timestamp', 'Protocol'];
 
 /** The column plan of batches built from export rows (identifiers as text, features as numbers). */
@@ -139,7 +143,7 @@ export function exportPlan(source: string): ColumnPlan {
     file: source,
     names,
     numericNames: NUMERIC,
-    numericPos: Int32Array.from(NUMERIC, (_, i) => EXPORT_ID_COLUMNS.length + i),
+    numericPos: Int32Array.from(NUMERIC, (c) => names.indexOf(c)),
     stringNames: STRINGS,
     stringPos: Int32Array.from(STRINGS, (c) => names.indexOf(c)),
     labelPos: -1,
@@ -180,7 +184,7 @@ export class ExportBatcher {
     const labels = labelled ? new Array<string>(rows.length) : null;
     const rawLabels = labelled ? new Array<string>(rows.length) : null;
     rows.forEach((r, i) => {
-      numeric.set(r.values, i * k);
+      numeric.set(r.values.subarray(1), i * k);
       strings[0][i] = flowId(r.srcIp, r.dstIp, r.srcPort, r.dstPort, r.protocol);
       strings[1][i] = r.srcIp;
       strings[2][i] = String(r.srcPort);
@@ -228,7 +232,10 @@ export const CIC_SOURCE_COLUMNS = [
 
 /** Whether a batch already carries the NetFlow features (an export source). */
 export function hasNetflowColumns(plan: Layout): boolean {
-  return NETFLOW_FEATURES.every((c) => plan.numericNames.includes(c));
+  return (
+    NUMERIC.every((c) => plan.numericNames.includes(c)) &&
+    (plan.stringNames.includes('Protocol') || plan.numericNames.includes('Protocol'))
+  );
 }
 
 /** The CIC source columns a plan lacks (empty when `netflowFromCic` can map it). */
@@ -246,22 +253,26 @@ const planCache = new WeakMap<Layout, Layout>();
  * payload bytes and header lengths are transport headers, so the IP-level bytes an exporter counts
  * are payload + transport headers + the IP header per packet (20 bytes for IPv4, 40 for IPv6, told
  * apart by the Src IP when present). Flag counts become presence (exports OR the flags). Batches
- * that already carry the set (exports, logs) pass through unchanged. Throws nothing: the caller
- * checks `missingForNetflow` first.
+ * that already carry the set (exports, logs) pass through unchanged. Throws MissingColumnsError
+ * when the batch has neither the set nor the CIC columns it is made from.
  */
 export function netflowFromCic<T extends Rows>(batch: T): T {
   const p = batch.plan;
   if (hasNetflowColumns(p)) return batch;
+  const missing = missingForNetflow(p);
+  if (missing.length) throw new MissingColumnsError(p.file, missing);
+  const protoSlot = p.stringNames.indexOf('Protocol');
   let plan = planCache.get(p);
   if (!plan) {
-    plan = { ...p, key: `${p.key}|netflow`, numericNames: NUMERIC };
+    const stringNames = protoSlot >= 0 ? p.stringNames : [...p.stringNames, 'Protocol'];
+    plan = { ...p, key: `${p.key}|netflow`, numericNames: NUMERIC, stringNames };
     planCache.set(p, plan);
   }
   const k = p.numericNames.length;
   const at = (c: string) => p.numericNames.indexOf(c);
   const idx = CIC_SOURCE_COLUMNS.map(at);
   const srcIpSlot = p.stringNames.indexOf('Src IP');
-  const protoSlot = p.stringNames.indexOf('Protocol');
+  const protoText = protoSlot >= 0 ? null : new Array<string>(batch.n);
   const kk = NUMERIC.length;
   const numeric = new Float64Array(batch.n * kk);
   const counts: FlowCounts = {
@@ -272,7 +283,7 @@ export function netflowFromCic<T extends Rows>(batch: T): T {
     bwdBytes: 0,
     tcpFlags: 0,
   };
-  const out = new Float64Array(kk);
+  const out = new Float64Array(NETFLOW_FEATURES.length);
   const v = (row: number, j: number) => {
     const x = batch.numeric[row * k + idx[j]];
     return Number.isFinite(x) && x > 0 ? x : 0;
@@ -293,7 +304,8 @@ export function netflowFromCic<T extends Rows>(batch: T): T {
       (v(i, 13) > 0 ? TCP_URG : 0);
     const proto = idx[0] >= 0 ? batch.numeric[i * k + idx[0]] : Number(batch.strings[protoSlot]?.[i]);
     netflowValues(proto, counts, out);
-    numeric.set(out, i * kk);
+    numeric.set(out.subarray(1), i * kk);
+    if (protoText) protoText[i] = String(proto);
   }
-  return { ...batch, plan, numeric };
+  return { ...batch, plan, numeric, strings: protoText ? [...batch.strings, protoText] : batch.strings };
 }

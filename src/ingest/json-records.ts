@@ -13,6 +13,7 @@
  *   write them) or null (missing → the model's fill value);
  * - a column the model needs but the record lacks is named, per record.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { BENIGN, LabelPolicy } from '../core/labels.js';
 import { NETFLOW_FEATURES } from '../features/netflow.js';
 import type { Layout, Rows } from '../features/pipeline.js';
@@ -95,6 +96,8 @@ const FLOW_RECORD_KEYS = new Set([
   'rawLabel',
   'origin',
   'id',
+  // Where a collected flow came from (`nadir collect -f jsonl`): kept out of the features.
+  'exporter',
 ]);
 
 type IdField = 'flowId' | 'srcIp' | 'srcPort' | 'dstIp' | 'dstPort' | 'timestamp' | 'id' | 'label';
@@ -487,4 +490,37 @@ export function flatRecord(rec: Record<string, unknown>): Record<string, unknown
         for (const [k, v] of Object.entries(part as Record<string, unknown>)) out[canonical(k)] = v;
   } else for (const [k, v] of Object.entries(rec)) out[canonical(k)] = v;
   return out;
+}
+
+/**
+ * Whether a file is JSON lines of flow records (FlowRecord objects, or objects keyed by CIC
+ * column names): its first non-blank line (within 64 KiB) parses as such an object.
+ */
+export function sniffRecordLines(path: string): boolean {
+  let text: string;
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const buf = Buffer.alloc(65536);
+      const n = readSync(fd, buf, 0, buf.length, 0);
+      text = buf.toString('utf8', 0, n);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+  const first = text.split('\n').find((l) => l.trim() !== '');
+  if (!first?.trimStart().startsWith('{')) return false;
+  let o: unknown;
+  try {
+    o = JSON.parse(first);
+  } catch {
+    return false;
+  }
+  if (!o || typeof o !== 'object' || Array.isArray(o)) return false;
+  const keys = Object.keys(o);
+  const features = (o as { features?: unknown }).features;
+  if (features && typeof features === 'object' && !Array.isArray(features)) return true;
+  return keys.filter((k) => isKnownCicColumn(k) || NETFLOW_NAMES.has(k)).length >= 3;
 }
