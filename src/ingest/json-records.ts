@@ -386,6 +386,7 @@ export class RecordDecoder {
               break;
             case 'rawLabel':
             case 'origin':
+            case 'exporter':
               break;
             default: {
               const f = key as IdField;
