@@ -28,36 +28,6 @@ export const DEFAULT_MAPPER: MapperOptions = {
   maxWaiting: 200_000,
 };
 
-/** One direction of a flow, copied out of the reused FlowFields (addresses as words). */
-interface Half {
-  /** Source address words s0–s3, destination d0–d3 (IPv4: s0 / d0). */
-  s0: number;
-  s1: number;
-  s2: number;
-  s3: number;
-  d0: number;
-  d1: number;
-  d2: number;
-  d3: number;
-  v6: boolean;
-  srcPort: number;
-  dstPort: number;
-  protocol: number;
-  packets: number;
-  bytes: number;
-  flags: number;
-  startMs: number;
-  endMs: number;
-  source: string;
-  /** Exporter host id (both directions must come from the same host). */
-  host: number;
-  atMs: number;
-  /** Bucket of the pairing table, next half in its chain, still waiting. */
-  bucket: number;
-  next: Half | null;
-  live: boolean;
-}
-
 export interface MapperStats {
   records: number;
   rows: number;
@@ -70,16 +40,39 @@ export interface MapperStats {
 const SLAB_ROWS = 4096;
 const K = NETFLOW_FEATURES.length;
 
+// Fields of a waiting half in the slot pool (one stride of `pool` per slot).
+enum H {
+  s0,
+  s1,
+  s2,
+  s3,
+  d0,
+  d1,
+  d2,
+  d3,
+  v6,
+  srcPort,
+  dstPort,
+  protocol,
+  packets,
+  bytes,
+  flags,
+  startMs,
+  endMs,
+  host,
+  atMs,
+  hash,
+  stride,
+}
+
+/**
+ * Waiting halves live in a typed-array slot pool (no object per record), found through an
+ * open-addressing table keyed by a direction-symmetric hash of the 5-tuple and the exporter host
+ * (linear probing, backward-shift deletion), and expire in arrival order through a FIFO of
+ * (slot, generation) pairs.
+ */
 export class ExportMapper {
   private readonly o: MapperOptions;
-  /**
-   * Waiting halves in a hash table keyed by a direction-symmetric hash of the 5-tuple and the
-   * exporter host (chains compared field by field), plus a FIFO for expiry by arrival time.
-   */
-  private readonly table = new Map<number, Half>();
-  private queue: Half[] = [];
-  private head = 0;
-  private waitingN = 0;
   readonly stats: MapperStats = { records: 0, rows: 0, paired: 0, unpaired: 0, biflows: 0 };
   private readonly counts: FlowCounts = {
     durationUs: 0,
@@ -91,21 +84,110 @@ export class ExportMapper {
   };
   private slab = new Float64Array(SLAB_ROWS * K);
   private slabAt = 0;
-  private readonly words = new Uint32Array(8);
+  private readonly words = new Uint32Array(4);
   private lastSource = '';
   private lastHost = 0;
   private readonly hosts = new Map<string, number>();
+  // Slot pool: numbers, exporter strings, generations, free list.
+  private cap = 0;
+  private pool = new Float64Array(0);
+  private sources: string[] = [];
+  private gen = new Int32Array(0);
+  private free = new Int32Array(0);
+  private freeN = 0;
+  private used = 0;
+  // Open-addressing table of slot + 1 (0 = empty); size a power of two ≥ 2 × cap.
+  private table = new Int32Array(0);
+  private mask = 0;
+  // FIFO of waiting slots with their generation, in arrival order (a growable ring).
+  private fifo = new Int32Array(0);
+  private fifoHead = 0;
+  private fifoLen = 0;
 
   constructor(
     private readonly onRow: (r: ExportRow) => void,
     opts: Partial<MapperOptions> = {},
   ) {
     this.o = { ...DEFAULT_MAPPER, ...opts };
+    this.grow(1024);
   }
 
   /** Records waiting for their reverse direction. */
   get waitingCount(): number {
-    return this.waitingN;
+    return this.used;
+  }
+
+  private grow(cap: number): void {
+    const pool = new Float64Array(cap * H.stride);
+    pool.set(this.pool);
+    const gen = new Int32Array(cap);
+    gen.set(this.gen);
+    const free = new Int32Array(cap);
+    let n = 0;
+    for (let i = cap - 1; i >= this.cap; i--) free[n++] = i;
+    free.set(this.free.subarray(0, this.freeN), n);
+    this.freeN = n + this.freeN;
+    this.free = free;
+    this.pool = pool;
+    this.gen = gen;
+    this.sources.length = cap;
+    this.cap = cap;
+    // Rebuild the table at the new size.
+    let size = 1;
+    while (size < cap * 2) size <<= 1;
+    const old = this.table;
+    this.table = new Int32Array(size);
+    this.mask = size - 1;
+    for (let i = 0; i < old.length; i++) if (old[i]) this.insert(old[i] - 1);
+    const fifo = new Int32Array(cap * 2 * 2);
+    for (let i = 0; i < this.fifoLen; i++) {
+      const j = ((this.fifoHead + i) % (this.fifo.length / 2)) * 2;
+      fifo[i * 2] = this.fifo[j];
+      fifo[i * 2 + 1] = this.fifo[j + 1];
+    }
+    this.fifo = fifo;
+    this.fifoHead = 0;
+  }
+
+  private alloc(): number {
+    if (this.freeN === 0) this.grow(this.cap * 2);
+    return this.free[--this.freeN];
+  }
+
+  private release(slot: number): void {
+    this.gen[slot]++;
+    this.sources[slot] = '';
+    this.free[this.freeN++] = slot;
+  }
+
+  private insert(slot: number): void {
+    const t = this.table;
+    let i = this.pool[slot * H.stride + H.hash] & this.mask;
+    while (t[i] !== 0) i = (i + 1) & this.mask;
+    t[i] = slot + 1;
+  }
+
+  /** Removes `slot` from the table (backward-shift deletion keeps probe chains whole). */
+  private remove(slot: number): void {
+    const t = this.table;
+    const m = this.mask;
+    let i = this.pool[slot * H.stride + H.hash] & m;
+    while (t[i] !== slot + 1) {
+      if (t[i] === 0) return;
+      i = (i + 1) & m;
+    }
+    let j = i;
+    for (;;) {
+      j = (j + 1) & m;
+      if (t[j] === 0) break;
+      const home = this.pool[(t[j] - 1) * H.stride + H.hash] & m;
+      // Move t[j] back to i unless its home lies cyclically in (i, j].
+      if (i <= j ? home <= i || home > j : home <= i && home > j) {
+        t[i] = t[j];
+        i = j;
+      }
+    }
+    t[i] = 0;
   }
 
   add(ff: FlowFields, nowMs: number): void {
@@ -125,80 +207,110 @@ export class ExportMapper {
       }
       this.lastHost = id;
     }
-    const h: Half = {
-      s0: a[0],
-      s1: a[1],
-      s2: a[2],
-      s3: a[3],
-      d0: a[4],
-      d1: a[5],
-      d2: a[6],
-      d3: a[7],
-      v6: f[F.ipVersion] === 6,
-      srcPort: icmp ? 0 : num(f[F.srcPort]),
-      dstPort: icmp ? 0 : num(f[F.dstPort]),
-      protocol,
-      packets: num(f[F.packets]) * sampling,
-      bytes: num(f[F.bytes]) * sampling,
-      flags: num(f[F.tcpFlags]),
-      startMs: f[F.startMs],
-      endMs: f[F.endMs],
-      source: ff.exporter,
-      host: this.lastHost,
-      atMs: nowMs,
-      bucket: 0,
-      next: null,
-      live: true,
-    };
-    if (Number.isNaN(h.endMs)) h.endMs = h.startMs;
+    const slot = this.alloc();
+    const p = this.pool;
+    const b = slot * H.stride;
+    p[b + H.s0] = a[0];
+    p[b + H.s1] = a[1];
+    p[b + H.s2] = a[2];
+    p[b + H.s3] = a[3];
+    p[b + H.d0] = a[4];
+    p[b + H.d1] = a[5];
+    p[b + H.d2] = a[6];
+    p[b + H.d3] = a[7];
+    p[b + H.v6] = f[F.ipVersion] === 6 ? 1 : 0;
+    p[b + H.srcPort] = icmp ? 0 : num(f[F.srcPort]);
+    p[b + H.dstPort] = icmp ? 0 : num(f[F.dstPort]);
+    p[b + H.protocol] = protocol;
+    p[b + H.packets] = num(f[F.packets]) * sampling;
+    p[b + H.bytes] = num(f[F.bytes]) * sampling;
+    p[b + H.flags] = num(f[F.tcpFlags]);
+    p[b + H.startMs] = f[F.startMs];
+    p[b + H.endMs] = Number.isNaN(f[F.endMs]) ? f[F.startMs] : f[F.endMs];
+    p[b + H.host] = this.lastHost;
+    p[b + H.atMs] = nowMs;
+    this.sources[slot] = ff.exporter;
     const rp = f[F.rpackets];
     const rb = f[F.rbytes];
     if (!Number.isNaN(rp) || !Number.isNaN(rb)) {
       this.stats.biflows++;
-      this.emit(h, null, num(rp) * sampling, num(rb) * sampling);
+      this.emit(slot, -1, num(rp) * sampling, num(rb) * sampling);
+      this.release(slot);
       return;
     }
     if (!this.o.pairing) {
-      this.emit(h, null, 0, 0);
+      this.emit(slot, -1, 0, 0);
+      this.release(slot);
       return;
     }
-    h.bucket = bucketOf(h);
-    // The reverse direction, or an earlier record of the same direction, in the chain.
-    let r: Half | null = null;
-    let same: Half | null = null;
-    for (let x = this.table.get(h.bucket) ?? null; x; x = x.next) {
-      if (x.protocol !== protocol || x.host !== h.host || x.v6 !== h.v6) continue;
-      if (isReverse(x, h)) {
-        r ??= x;
-      } else if (isSame(x, h)) same ??= x;
+    const hash = bucketOf(p, b);
+    p[b + H.hash] = hash;
+    // The reverse direction, or an earlier record of the same direction, in the probe chain.
+    let r = -1;
+    let same = -1;
+    const t = this.table;
+    for (let i = hash & this.mask; t[i] !== 0; i = (i + 1) & this.mask) {
+      const x = t[i] - 1;
+      const xb = x * H.stride;
+      if (p[xb + H.hash] !== hash || p[xb + H.protocol] !== protocol || p[xb + H.host] !== this.lastHost)
+        continue;
+      if (p[xb + H.v6] !== p[b + H.v6]) continue;
+      if (r < 0 && isReverse(p, xb, b)) r = x;
+      if (same < 0 && isSame(p, xb, b)) same = x;
     }
-    if (
-      r &&
-      (Number.isNaN(r.startMs) ||
-        Number.isNaN(h.startMs) ||
-        Math.abs(r.startMs - h.startMs) <= this.o.pairSlackMs)
-    ) {
-      this.unlink(r);
-      this.stats.paired += 2;
-      // The direction that started first is forward; a tie goes to the one towards the lower port.
-      const rFirst =
-        r.startMs < h.startMs ||
-        (r.startMs === h.startMs && r.dstPort <= r.srcPort) ||
-        Number.isNaN(h.startMs);
-      if (rFirst) this.emit(r, h, 0, 0);
-      else this.emit(h, r, 0, 0);
-      return;
+    const start = p[b + H.startMs];
+    if (r >= 0) {
+      const rs = p[r * H.stride + H.startMs];
+      if (Number.isNaN(rs) || Number.isNaN(start) || Math.abs(rs - start) <= this.o.pairSlackMs) {
+        this.remove(r);
+        this.used--;
+        this.stats.paired += 2;
+        // The direction that started first is forward; a tie goes to the one towards the lower port.
+        const rb0 = r * H.stride;
+        const rFirst =
+          rs < start || (rs === start && p[rb0 + H.dstPort] <= p[rb0 + H.srcPort]) || Number.isNaN(start);
+        if (rFirst) this.emit(r, slot, 0, 0);
+        else this.emit(slot, r, 0, 0);
+        this.release(r);
+        this.release(slot);
+        return;
+      }
     }
-    if (same) {
-      this.unlink(same);
+    if (same >= 0) {
+      this.remove(same);
+      this.used--;
       this.stats.unpaired++;
-      this.emit(same, null, 0, 0);
+      this.emit(same, -1, 0, 0);
+      this.release(same);
     }
-    h.next = this.table.get(h.bucket) ?? null;
-    this.table.set(h.bucket, h);
-    this.queue.push(h);
-    this.waitingN++;
-    if (this.waitingN > this.o.maxWaiting) this.expire(Number.POSITIVE_INFINITY, 1);
+    this.insert(slot);
+    this.used++;
+    this.push(slot);
+    if (this.used > this.o.maxWaiting) this.expire(Number.POSITIVE_INFINITY, 1);
+  }
+
+  private push(slot: number): void {
+    const n = this.fifo.length / 2;
+    if (this.fifoLen === n) {
+      // Compact: drop dead entries, or grow.
+      const fifo = new Int32Array(this.fifo.length * (this.fifoLen >= this.used * 2 ? 1 : 2));
+      let k = 0;
+      for (let i = 0; i < this.fifoLen; i++) {
+        const j = ((this.fifoHead + i) % n) * 2;
+        if (this.gen[this.fifo[j]] !== this.fifo[j + 1]) continue;
+        fifo[k * 2] = this.fifo[j];
+        fifo[k * 2 + 1] = this.fifo[j + 1];
+        k++;
+      }
+      this.fifo = fifo;
+      this.fifoHead = 0;
+      this.fifoLen = k;
+    }
+    const m = this.fifo.length / 2;
+    const j = ((this.fifoHead + this.fifoLen) % m) * 2;
+    this.fifo[j] = slot;
+    this.fifo[j + 1] = this.gen[slot];
+    this.fifoLen++;
   }
 
   /** Emits records that waited longer than the pair window (all with `force`). */
@@ -209,68 +321,53 @@ export class ExportMapper {
   /** Emits up to `max` waiting halves that arrived at or before `before`, oldest first. */
   private expire(before: number, max: number): void {
     let n = 0;
-    while (this.head < this.queue.length && n < max) {
-      const h = this.queue[this.head];
-      if (h.live && h.atMs > before) break;
-      this.head++;
-      if (!h.live) continue;
-      this.unlink(h);
+    const m = this.fifo.length / 2;
+    while (this.fifoLen > 0 && n < max) {
+      const j = this.fifoHead * 2;
+      const slot = this.fifo[j];
+      const live = this.gen[slot] === this.fifo[j + 1];
+      if (live && this.pool[slot * H.stride + H.atMs] > before) break;
+      this.fifoHead = (this.fifoHead + 1) % m;
+      this.fifoLen--;
+      if (!live) continue;
+      this.remove(slot);
+      this.used--;
       this.stats.unpaired++;
-      this.emit(h, null, 0, 0);
+      this.emit(slot, -1, 0, 0);
+      this.release(slot);
       n++;
     }
-    if (this.head > 4096 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
   }
 
-  private unlink(h: Half): void {
-    h.live = false;
-    this.waitingN--;
-    const first = this.table.get(h.bucket);
-    if (first === h) {
-      if (h.next) this.table.set(h.bucket, h.next);
-      else this.table.delete(h.bucket);
-    } else
-      for (let x = first ?? null; x; x = x.next)
-        if (x.next === h) {
-          x.next = h.next;
-          break;
-        }
-    h.next = null;
-  }
-
-  private ip(h: Half, dst: boolean): string {
+  private ip(slot: number, dst: boolean): string {
     const w = this.words;
-    if (dst) {
-      w[0] = h.d0;
-      w[1] = h.d1;
-      w[2] = h.d2;
-      w[3] = h.d3;
-    } else {
-      w[0] = h.s0;
-      w[1] = h.s1;
-      w[2] = h.s2;
-      w[3] = h.s3;
-    }
-    return formatIp(w, 0, h.v6 ? 6 : 4);
+    const b = slot * H.stride + (dst ? H.d0 : H.s0);
+    const p = this.pool;
+    w[0] = p[b];
+    w[1] = p[b + 1];
+    w[2] = p[b + 2];
+    w[3] = p[b + 3];
+    return formatIp(w, 0, p[slot * H.stride + H.v6] ? 6 : 4);
   }
 
-  private emit(fwd: Half, bwd: Half | null, rPackets: number, rBytes: number): void {
+  private emit(fwd: number, bwd: number, rPackets: number, rBytes: number): void {
+    const p = this.pool;
+    const fb = fwd * H.stride;
+    const bb = bwd * H.stride;
     const c = this.counts;
-    let start = fwd.startMs;
-    let end = fwd.endMs;
-    if (bwd) {
-      if (Number.isNaN(start)) start = bwd.startMs;
-      if (bwd.endMs > end || Number.isNaN(end)) end = bwd.endMs;
+    let start = p[fb + H.startMs];
+    let end = p[fb + H.endMs];
+    if (bwd >= 0) {
+      if (Number.isNaN(start)) start = p[bb + H.startMs];
+      if (p[bb + H.endMs] > end || Number.isNaN(end)) end = p[bb + H.endMs];
     }
+    const protocol = p[fb + H.protocol];
     c.durationUs = Number.isFinite(start) && Number.isFinite(end) && end > start ? (end - start) * 1000 : 0;
-    c.fwdPackets = fwd.packets;
-    c.fwdBytes = fwd.bytes;
-    c.bwdPackets = bwd ? bwd.packets : rPackets;
-    c.bwdBytes = bwd ? bwd.bytes : rBytes;
-    c.tcpFlags = fwd.protocol === 6 ? fwd.flags | (bwd ? bwd.flags : 0) : 0;
+    c.fwdPackets = p[fb + H.packets];
+    c.fwdBytes = p[fb + H.bytes];
+    c.bwdPackets = bwd >= 0 ? p[bb + H.packets] : rPackets;
+    c.bwdBytes = bwd >= 0 ? p[bb + H.bytes] : rBytes;
+    c.tcpFlags = protocol === 6 ? p[fb + H.flags] | (bwd >= 0 ? p[bb + H.flags] : 0) : 0;
     if (this.slabAt === SLAB_ROWS) {
       this.slab = new Float64Array(SLAB_ROWS * K);
       this.slabAt = 0;
@@ -279,55 +376,57 @@ export class ExportMapper {
     this.slabAt++;
     this.stats.rows++;
     this.onRow({
-      values: netflowValues(fwd.protocol, c, values),
+      values: netflowValues(protocol, c, values),
       srcIp: this.ip(fwd, false),
       dstIp: this.ip(fwd, true),
-      srcPort: fwd.srcPort,
-      dstPort: fwd.dstPort,
-      protocol: fwd.protocol,
+      srcPort: p[fb + H.srcPort],
+      dstPort: p[fb + H.dstPort],
+      protocol,
       startMs: start,
-      source: fwd.source,
+      source: this.sources[fwd],
     });
   }
 }
 
-function isReverse(x: Half, h: Half): boolean {
+function isReverse(p: Float64Array, x: number, h: number): boolean {
   return (
-    x.srcPort === h.dstPort &&
-    x.dstPort === h.srcPort &&
-    x.s0 === h.d0 &&
-    x.d0 === h.s0 &&
-    x.s1 === h.d1 &&
-    x.d1 === h.s1 &&
-    x.s2 === h.d2 &&
-    x.d2 === h.s2 &&
-    x.s3 === h.d3 &&
-    x.d3 === h.s3
+    p[x + H.srcPort] === p[h + H.dstPort] &&
+    p[x + H.dstPort] === p[h + H.srcPort] &&
+    p[x + H.s0] === p[h + H.d0] &&
+    p[x + H.d0] === p[h + H.s0] &&
+    p[x + H.s1] === p[h + H.d1] &&
+    p[x + H.d1] === p[h + H.s1] &&
+    p[x + H.s2] === p[h + H.d2] &&
+    p[x + H.d2] === p[h + H.s2] &&
+    p[x + H.s3] === p[h + H.d3] &&
+    p[x + H.d3] === p[h + H.s3]
   );
 }
 
-function isSame(x: Half, h: Half): boolean {
+function isSame(p: Float64Array, x: number, h: number): boolean {
   return (
-    x.srcPort === h.srcPort &&
-    x.dstPort === h.dstPort &&
-    x.s0 === h.s0 &&
-    x.d0 === h.d0 &&
-    x.s1 === h.s1 &&
-    x.d1 === h.d1 &&
-    x.s2 === h.s2 &&
-    x.d2 === h.d2 &&
-    x.s3 === h.s3 &&
-    x.d3 === h.d3
+    p[x + H.srcPort] === p[h + H.srcPort] &&
+    p[x + H.dstPort] === p[h + H.dstPort] &&
+    p[x + H.s0] === p[h + H.s0] &&
+    p[x + H.d0] === p[h + H.d0] &&
+    p[x + H.s1] === p[h + H.s1] &&
+    p[x + H.d1] === p[h + H.d1] &&
+    p[x + H.s2] === p[h + H.s2] &&
+    p[x + H.d2] === p[h + H.d2] &&
+    p[x + H.s3] === p[h + H.s3] &&
+    p[x + H.d3] === p[h + H.d3]
   );
 }
 
-/** Direction-symmetric hash of a half's 5-tuple and exporter host (either direction, one bucket). */
-function bucketOf(h: Half): number {
-  const a = endpointHash(h.s0, h.s1, h.s2, h.s3, h.srcPort);
-  const b = endpointHash(h.d0, h.d1, h.d2, h.d3, h.dstPort);
+/** Direction-symmetric hash of a half's 5-tuple and exporter host (both directions, one value). */
+function bucketOf(p: Float64Array, b: number): number {
+  const x = endpointHash(p[b + H.s0], p[b + H.s1], p[b + H.s2], p[b + H.s3], p[b + H.srcPort]);
+  const y = endpointHash(p[b + H.d0], p[b + H.d1], p[b + H.d2], p[b + H.d3], p[b + H.dstPort]);
   return (
-    Math.imul((a + b) ^ Math.imul(h.protocol + 1, 0x27d4eb2d) ^ Math.imul(h.host, 0x165667b1), 0x9e3779b1) >>>
-    2
+    Math.imul(
+      (x + y) ^ Math.imul(p[b + H.protocol] + 1, 0x27d4eb2d) ^ Math.imul(p[b + H.host], 0x165667b1),
+      0x9e3779b1,
+    ) >>> 1
   );
 }
 
