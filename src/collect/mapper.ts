@@ -39,6 +39,8 @@ export interface MapperStats {
 /** Rows' value vectors are cut from slabs of this many rows (one allocation per slab). */
 const SLAB_ROWS = 4096;
 const K = NETFLOW_FEATURES.length;
+const V4_BITS = 14;
+const V4_CACHE = 1 << V4_BITS;
 
 // Fields of a waiting half in the slot pool (one stride of `pool` per slot).
 enum H {
@@ -339,15 +341,28 @@ export class ExportMapper {
     }
   }
 
+  /** IPv4 text of recently seen addresses (direct-mapped: most flows involve a few hosts). */
+  private readonly v4Keys = new Float64Array(V4_CACHE).fill(-1);
+  private readonly v4Text: string[] = new Array<string>(V4_CACHE).fill('');
+
   private ip(slot: number, dst: boolean): string {
-    const w = this.words;
-    const b = slot * H.stride + (dst ? H.d0 : H.s0);
     const p = this.pool;
+    const b = slot * H.stride + (dst ? H.d0 : H.s0);
+    if (!p[slot * H.stride + H.v6]) {
+      const a = p[b];
+      const i = Math.imul(a, 0x9e3779b1) >>> (32 - V4_BITS);
+      if (this.v4Keys[i] === a) return this.v4Text[i];
+      const text = `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
+      this.v4Keys[i] = a;
+      this.v4Text[i] = text;
+      return text;
+    }
+    const w = this.words;
     w[0] = p[b];
     w[1] = p[b + 1];
     w[2] = p[b + 2];
     w[3] = p[b + 3];
-    return formatIp(w, 0, p[slot * H.stride + H.v6] ? 6 : 4);
+    return formatIp(w, 0, 6);
   }
 
   private emit(fwd: number, bwd: number, rPackets: number, rBytes: number): void {

@@ -175,6 +175,8 @@ interface PendingSet {
 }
 
 interface Exporter {
+  /** `ip:port/domain`. */
+  key: string;
   stats: ExporterStats;
   templates: Map<number, Template>;
   pending: PendingSet[];
@@ -225,6 +227,9 @@ export class NetflowDecoder {
   private buf: Uint8Array = new Uint8Array(0);
   /** Data records (flow and options) decoded so far, for IPFIX sequence numbers. */
   private dataRecords = 0;
+  private lastExporter: Exporter | null = null;
+  private lastAddress = '';
+  private lastDomain = -1;
 
   constructor(
     private readonly h: NetflowHandlers,
@@ -289,8 +294,13 @@ export class NetflowDecoder {
   }
 
   private exporter(address: string, domain: number, protocol: ExportProtocol, nowMs: number): Exporter {
-    const key = `${address}/${domain}`;
-    let e = this.exporters.get(key);
+    // Most datagrams come from the exporter of the one before: skip building the key for them.
+    let e =
+      this.lastExporter && address === this.lastAddress && domain === this.lastDomain
+        ? this.lastExporter
+        : undefined;
+    const key = e ? e.key : `${address}/${domain}`;
+    e ??= this.exporters.get(key);
     if (!e) {
       if (this.exporters.size >= this.o.maxExporters) {
         let oldest = '';
@@ -301,8 +311,10 @@ export class NetflowDecoder {
             oldest = k;
           }
         this.exporters.delete(oldest);
+        this.lastExporter = null;
       }
       e = {
+        key,
         stats: newExporterStats(address, domain, protocol, nowMs),
         templates: new Map(),
         pending: [],
@@ -313,6 +325,9 @@ export class NetflowDecoder {
       };
       this.exporters.set(key, e);
     }
+    this.lastExporter = e;
+    this.lastAddress = address;
+    this.lastDomain = domain;
     e.stats.protocol = protocol;
     e.stats.lastSeenMs = nowMs;
     e.stats.datagrams++;
@@ -345,7 +360,7 @@ export class NetflowDecoder {
     const st = e.stats;
     const interval = samplingWord & 0x3fff;
     st.sampling = interval > 0 ? interval : 1;
-    const key = `${address}/${engine}`;
+    const key = e.key;
     if (count === 0 || count > 30) {
       st.bad++;
       this.problem(key, 'netflow5', 'bad-count', 2, undefined, `v5 record count ${count} (must be 1–30)`);
@@ -444,7 +459,7 @@ export class NetflowDecoder {
     const seq = dv.getUint32(12);
     const sourceId = dv.getUint32(16);
     const e = this.exporter(address, sourceId, 'netflow9', nowMs);
-    const key = `${address}/${sourceId}`;
+    const key = e.key;
     this.sequence(e.stats, seq, 1, false);
     return this.sets(e, key, 'netflow9', 20, exportMs, uptime, nowMs);
   }
@@ -484,7 +499,7 @@ export class NetflowDecoder {
       const seq = dv.getUint32(m + 8);
       const domain = dv.getUint32(m + 12);
       const e = this.exporter(address, domain, 'ipfix', nowMs);
-      const key = `${address}/${domain}`;
+      const key = e.key;
       let end = m + length;
       if (length < 16 || end > b.length) {
         e.stats.bad++;
@@ -896,7 +911,14 @@ export class NetflowDecoder {
         }
         switch (t.kinds[i]) {
           case K.uint: {
-            f[t.slots[i]] = readUint(b, o, len);
+            f[t.slots[i]] =
+              len === 4
+                ? dv.getUint32(o)
+                : len === 2
+                  ? (b[o] << 8) | b[o + 1]
+                  : len === 1
+                    ? b[o]
+                    : readUint(b, o, len);
             break;
           }
           case K.orUint: {
