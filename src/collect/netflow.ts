@@ -914,11 +914,13 @@ export class NetflowDecoder {
             f[t.slots[i]] =
               len === 4
                 ? dv.getUint32(o)
-                : len === 2
-                  ? (b[o] << 8) | b[o + 1]
-                  : len === 1
-                    ? b[o]
-                    : readUint(b, o, len);
+                : len === 8
+                  ? dv.getUint32(o) * TWO32 + dv.getUint32(o + 4)
+                  : len === 2
+                    ? (b[o] << 8) | b[o + 1]
+                    : len === 1
+                      ? b[o]
+                      : readUint(b, o, len);
             break;
           }
           case K.orUint: {
