@@ -535,7 +535,7 @@ Examples:
   const detectCmd = program
     .command('detect')
     .description(
-      'score flow files or packet captures with a model and list the anomalies, with the features that made them stand out',
+      'score flow files, packet captures or flow logs (Zeek, Suricata, JSON lines) with a model and list the anomalies, with the features that made them stand out',
     )
     .requiredOption('-m, --model <dir>', 'model bundle directory')
     .requiredOption(
