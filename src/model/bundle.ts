@@ -27,6 +27,7 @@ import '../detect/autoencoder/hybrid.js';
 import '../detect/classifier/ae-classifier.js';
 import '../detect/classifier/mlp.js';
 import '../detect/iforest/iforest.js';
+import '../detect/ocsvm/ocsvm.js';
 
 export const MODEL_FORMAT = 'nadir-model';
 export const MODEL_FORMAT_VERSION = 1;
