@@ -46,8 +46,20 @@ export function renderTrain(model: Model, out: string | undefined): string {
   lines.push(`Model ${m.id}${out ? ` saved to ${out}` : ''}`);
   lines.push(
     `  detector   ${m.detector.kind} ${Object.entries(m.detector.params)
-      .filter(([, v]) => v !== undefined && (v === null || typeof v !== 'object' || Array.isArray(v)))
-      .map(([k, v]) => (Array.isArray(v) && v.length > 6 ? `${k}=${v.length}` : `${k}=${v}`))
+      .filter(
+        ([, v]) =>
+          v !== undefined &&
+          (v === null ||
+            typeof v !== 'object' ||
+            (Array.isArray(v) && v.every((x) => typeof x !== 'object'))),
+      )
+      .map(([k, v]) =>
+        Array.isArray(v)
+          ? v.length > 6
+            ? `${k}=${v.length}`
+            : `${k}=${v.map((x) => (typeof x === 'number' ? Number(x.toPrecision(4)) : x)).join(',')}`
+          : `${k}=${v}`,
+      )
       .join(' ')}`,
   );
   lines.push(

@@ -324,6 +324,7 @@ export function buildProgram(): Command {
       200_000,
     )
     .option('--trees <n>', 'iforest: number of trees', positiveInt('--trees'), 100)
+    .option('--members <kinds>', 'ensemble: member detectors, comma-separated (default iforest,ocsvm)')
     .option('--sample-size <n>', 'iforest: rows per tree (ψ)', intAtLeast('--sample-size', 2), 256)
     .option(
       '--layers <widths>',
@@ -433,6 +434,7 @@ Examples:
         detector: o.detector,
         detectorParams: {
           trees: o.trees,
+          members: o.members,
           sampleSize: o.sampleSize,
           layers: o.layers,
           activation: o.activation,

@@ -28,6 +28,7 @@ import '../detect/classifier/ae-classifier.js';
 import '../detect/classifier/mlp.js';
 import '../detect/iforest/iforest.js';
 import '../detect/ocsvm/ocsvm.js';
+import '../detect/ensemble/ensemble.js';
 
 export const MODEL_FORMAT = 'nadir-model';
 export const MODEL_FORMAT_VERSION = 1;
