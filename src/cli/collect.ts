@@ -191,8 +191,9 @@ Examples:
         written++;
         write(`${o.format === 'csv' ? exportCsvRow(r) : exportJsonRow(r)}\n`);
       };
+      const options = collectorOptions(o, true);
       const collector = new Collector(onRow, {
-        ...collectorOptions(o, true),
+        ...options,
         log: o.quiet
           ? undefined
           : (p) =>
@@ -211,9 +212,9 @@ Examples:
         );
         const s = collector.stats();
         for (const [k, v] of Object.entries(s.receiveBuffer))
-          if (v < (collectorOptions(o, true).receiveBuffer as number))
+          if (v < options.receiveBuffer)
             process.stderr.write(
-              `note: ${k} socket receive buffer is ${int(v)} bytes (asked for more); bursts may be dropped — raise it with: sysctl -w net.core.rmem_max=${collectorOptions(o, true).receiveBuffer}\n`,
+              `note: ${k} socket receive buffer is ${int(v)} bytes (asked for more); bursts may be dropped — raise it with: sysctl -w net.core.rmem_max=${options.receiveBuffer}\n`,
             );
       }
       const flushTimer = setInterval(() => {

@@ -20,7 +20,7 @@ import { buildServer } from '../server/app.js';
 import { validateConfig, withConfigDefaults } from '../server/config.js';
 import { schemaProblems } from '../server/schemas.js';
 import { openStore } from '../store/open.js';
-import { collectorOptions } from './collect.js';
+import { collectorOptions, withCollectorFlags } from './collect.js';
 import { csvCell } from './format.js';
 
 const SERVER_KEYS = [
@@ -222,32 +222,12 @@ Example:
       }
     });
 
-  program
-    .command('serve')
-    .description('run the detection service: REST API, store, alerts (no configuration needed)')
-    .option(
-      '--netflow <port>',
-      'also collect NetFlow v5/v9 on this UDP port (usually 2055) and score the flows',
-      (v: string) => collectPort('--netflow', v),
-    )
-    .option('--ipfix <port>', 'also collect IPFIX on this UDP port (usually 4739)', (v: string) =>
-      collectPort('--ipfix', v),
-    )
-    .option('--sflow <port>', 'also collect sFlow v5 on this UDP port (usually 6343)', (v: string) =>
-      collectPort('--sflow', v),
-    )
-    .option('--collect-host <addr>', 'address the collectors listen on', '0.0.0.0')
-    .option(
-      '--allow <ips>',
-      'collectors: only accept exports from these exporter IPs, comma-separated',
-      (v: string, prev: string[] = []) =>
-        prev.concat(
-          v
-            .split(',')
-            .map((x) => x.trim())
-            .filter(Boolean),
-        ),
-    )
+  withCollectorFlags(
+    program
+      .command('serve')
+      .description('run the detection service: REST API, store, alerts (no configuration needed)'),
+    '; off unless a port is given: collected flows are scored, stored and alerted on',
+  )
     .option('--host <addr>', 'address to listen on (env NADIR_HOST)', process.env.NADIR_HOST)
     .option('--port <n>', 'port; 0 picks a free one (env NADIR_PORT)', intArg('--port', 0, 65535))
     .option('--data-dir <dir>', 'where the embedded database, models and API key live (env NADIR_DATA_DIR)')
@@ -375,6 +355,8 @@ Examples:
         sflow: o.sflow ?? s.sflow,
         collectHost: o.collectHost !== '0.0.0.0' ? o.collectHost : (s.collectHost ?? o.collectHost),
         allow: o.allow ?? s.allow,
+        pairing: o.pairing,
+        receiveBuffer: o.receiveBuffer,
       };
       const collecting =
         co.netflow !== undefined || co.ipfix !== undefined || co.sflow !== undefined
@@ -406,13 +388,6 @@ Examples:
         process.once('SIGTERM', () => stop('SIGTERM'));
       });
     });
-}
-
-function collectPort(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new InvalidArgumentError(`${name} must be a UDP port 0–65535 (0 = any free port)`);
-  return n;
 }
 
 const EXPORT_COLUMNS = [...EXPORT_ID_COLUMNS.filter((c) => c !== 'Flow ID'), ...NETFLOW_FEATURES];

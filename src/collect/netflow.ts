@@ -1016,23 +1016,13 @@ export class NetflowDecoder {
     const b = this.buf;
     let interval = Number.NaN;
     let sampler = Number.NaN;
-    for (let i = 0; i < t.kinds.length; i++) {
-      let len = t.lens[i];
-      if (len === 0xffff) {
-        len = b[o++];
-        if (len === 255) {
-          len = (b[o] << 8) | b[o + 1];
-          o += 2;
-        }
-      }
+    eachField(b, t, o, (i, at, len) => {
       const id = t.ids[i];
-      if (t.pens[i] === 0 && !(t.v9Scope && i < t.scopeCount)) {
-        if (OPT_SAMPLING.has(id) && len <= 8) interval = readUint(b, o, len);
-        else if (OPT_SAMPLER_ID.has(id) && len <= 8) sampler = readUint(b, o, len);
-        else if (id === OPT_SYSINIT && len === 8) e.sysInitMs = readUint(b, o, 8);
-      }
-      o += len;
-    }
+      if (t.pens[i] !== 0 || (t.v9Scope && i < t.scopeCount)) return;
+      if (OPT_SAMPLING.has(id) && len <= 8) interval = readUint(b, at, len);
+      else if (OPT_SAMPLER_ID.has(id) && len <= 8) sampler = readUint(b, at, len);
+      else if (id === OPT_SYSINIT && len === 8) e.sysInitMs = readUint(b, at, 8);
+    });
     if (interval > 0) {
       if (Number.isNaN(sampler)) e.sampling = interval;
       else e.samplerRates.set(sampler, interval);
@@ -1044,20 +1034,11 @@ export class NetflowDecoder {
   private namedRecord(t: Template, o: number): Record<string, number | string> {
     const b = this.buf;
     const rec: Record<string, number | string> = {};
-    for (let i = 0; i < t.kinds.length; i++) {
-      let len = t.lens[i];
-      if (len === 0xffff) {
-        len = b[o++];
-        if (len === 255) {
-          len = (b[o] << 8) | b[o + 1];
-          o += 2;
-        }
-      }
+    eachField(b, t, o, (i, at, len) => {
       const scope = t.v9Scope && i < t.scopeCount;
       const name = scope ? `scope${t.ids[i]}` : elementName(t.pens[i], t.ids[i]);
-      rec[name] = scope ? readUint(b, o, Math.min(len, 6)) : formatElement(b, o, len, t.pens[i], t.ids[i]);
-      o += len;
-    }
+      rec[name] = scope ? readUint(b, at, Math.min(len, 6)) : formatElement(b, at, len, t.pens[i], t.ids[i]);
+    });
     return rec;
   }
 }
@@ -1084,6 +1065,30 @@ function sinceUptime(t: number, uptime: number): number {
   if (d > TWO32 / 2) d -= TWO32;
   else if (d < -TWO32 / 2) d += TWO32;
   return d;
+}
+
+/**
+ * Calls `fn(field, offset, length)` for each field of a record of template `t` starting at `o`
+ * (variable lengths resolved). For the slow paths on records `data` has already bounds-checked.
+ */
+function eachField(
+  b: Uint8Array,
+  t: Template,
+  o: number,
+  fn: (i: number, at: number, len: number) => void,
+): void {
+  for (let i = 0; i < t.kinds.length; i++) {
+    let len = t.lens[i];
+    if (len === 0xffff) {
+      len = b[o++];
+      if (len === 255) {
+        len = (b[o] << 8) | b[o + 1];
+        o += 2;
+      }
+    }
+    fn(i, o, len);
+    o += len;
+  }
 }
 
 /** Unsigned big-endian integer of 1–8 bytes (exact up to 2^53). */

@@ -174,6 +174,16 @@ export class Model {
     }
   }
 
+  /** The layout of the model's own inputs (numeric and categorical columns, by name). */
+  inputLayout(): Layout {
+    const inputs = this.manifest.features.inputs;
+    return {
+      numericNames: inputs.filter((f) => f.kind === 'numeric').map((f) => f.name),
+      stringNames: inputs.filter((f) => f.kind === 'categorical').map((f) => f.name),
+      key: `model:${this.id}`,
+    };
+  }
+
   /** Throws MissingColumnsError (naming the columns) when rows in `layout` cannot be scored. */
   check(layout: Layout): void {
     if (this.featureSet === 'netflow' && !this.readsDirectly(layout)) {

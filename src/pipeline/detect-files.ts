@@ -8,7 +8,6 @@ import { createInterface } from 'node:readline';
 import type { Diagnostics } from '../core/diagnostics.js';
 import { batchRow, type FlowBatch, type FlowRecord, type Verdict } from '../core/records.js';
 import { ExportBatcher, type ExportRow } from '../features/netflow.js';
-import type { Layout } from '../features/pipeline.js';
 import { MissingColumnsError, missingText } from '../features/pipeline.js';
 import { capturePlan, FlowBatcher } from '../flow/batch.js';
 import type { FlowMeterOptions, FlowRow } from '../flow/meter.js';
@@ -120,12 +119,16 @@ function deliver(
   }
 }
 
-export interface CaptureDetectSummary {
+/** Totals of a detection run over flows that are not read as CSV tables. */
+export interface FlowDetectSummary {
   rows: number;
   anomalies: number;
   byLabel: DetectSummary['byLabel'];
-  capture: CaptureFlowsResult;
   seconds: number;
+}
+
+export interface CaptureDetectSummary extends FlowDetectSummary {
+  capture: CaptureFlowsResult;
 }
 
 /**
@@ -185,7 +188,7 @@ export async function detectFlowLogs(
   opts: Pick<DetectOptions, 'all' | 'explainAll' | 'onFlow' | 'topFeatures' | 'diag'> & {
     onProgress?: (bytes: number) => void;
   },
-): Promise<CaptureDetectSummary & { logs: FlowLogSummary[] }> {
+): Promise<FlowDetectSummary & { logs: FlowLogSummary[] }> {
   const t0 = performance.now();
   const scorer = new FlowScorer<ExportRow>(
     model,
@@ -214,13 +217,7 @@ export async function detectFlowLogs(
     done += last;
   }
   await scorer.drain(true);
-  const capture = {
-    files: [],
-    packets: 0,
-    flows: scorer.summary.rows,
-    seconds: 0,
-  } as unknown as CaptureFlowsResult;
-  return { ...scorer.summary, capture, logs, seconds: (performance.now() - t0) / 1000 };
+  return { ...scorer.summary, logs, seconds: (performance.now() - t0) / 1000 };
 }
 
 /**
@@ -254,15 +251,9 @@ export async function detectRecordFiles(
   opts: Pick<DetectOptions, 'all' | 'explainAll' | 'onFlow' | 'topFeatures' | 'diag'> & {
     onProgress?: (bytes: number) => void;
   },
-): Promise<CaptureDetectSummary & { rejected: number }> {
+): Promise<FlowDetectSummary & { rejected: number }> {
   const t0 = performance.now();
-  const schema = model.manifest.features;
-  const layout: Layout = {
-    numericNames: schema.inputs.filter((f) => f.kind === 'numeric').map((f) => f.name),
-    stringNames: schema.inputs.filter((f) => f.kind === 'categorical').map((f) => f.name),
-    key: `model:${model.id}`,
-  };
-  const decoder = new RecordDecoder(layout);
+  const decoder = new RecordDecoder(model.inputLayout());
   const k = opts.topFeatures ?? 5;
   const summary = { rows: 0, anomalies: 0, byLabel: {} as DetectSummary['byLabel'] };
   let rejected = 0;
@@ -350,6 +341,5 @@ export async function detectRecordFiles(
     await score();
     opts.onProgress?.(done);
   }
-  const capture = { files: [], packets: 0, flows: summary.rows, seconds: 0 } as unknown as CaptureFlowsResult;
-  return { ...summary, capture, rejected, seconds: (performance.now() - t0) / 1000 };
+  return { ...summary, rejected, seconds: (performance.now() - t0) / 1000 };
 }

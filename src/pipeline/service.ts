@@ -311,12 +311,7 @@ export class DetectionService extends EventEmitter {
 
   private async use(rec: ModelRecord): Promise<void> {
     const model = await this.registry.load(rec.id);
-    const schema = model.manifest.features;
-    const layout: Layout = {
-      numericNames: schema.inputs.filter((f) => f.kind === 'numeric').map((f) => f.name),
-      stringNames: schema.inputs.filter((f) => f.kind === 'categorical').map((f) => f.name),
-      key: `model:${model.id}`,
-    };
+    const layout = model.inputLayout();
     model.check(layout);
     const decoder = new RecordDecoder(layout);
     // Warm the scorer (ONNX sessions load lazily) before the swap.
