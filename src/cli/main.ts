@@ -6,7 +6,7 @@
 import { once } from 'node:events';
 import { createWriteStream, existsSync, statSync, type WriteStream, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { type CaptureSummary, inspectCapture } from '../capture/inspect.js';
 import { sniffCaptureFormat } from '../capture/pcap.js';
 import { Diagnostics, formatProblem, UserError } from '../core/diagnostics.js';
@@ -35,6 +35,16 @@ import { evaluate } from '../train/evaluate.js';
 import { renderEvaluationSvg } from '../train/plots.js';
 import { parseSplit } from '../train/split.js';
 import { train } from '../train/train.js';
+import {
+  fraction,
+  intAtLeast,
+  list,
+  nonNegativeInt,
+  nonNegativeNumber,
+  positiveInt,
+  positiveNumber,
+  widths,
+} from './args.js';
 import { addCollectCommand } from './collect.js';
 import {
   csvCell,
@@ -51,75 +61,8 @@ import {
   table,
 } from './format.js';
 import { Progress } from './progress.js';
+import { addSeriesCommand } from './series.js';
 import { addServeCommand } from './serve.js';
-
-/** Splits repeated and comma-separated values: `--drop a,b --drop c` → [a, b, c]. */
-function list(value: string, previous: string[] = []): string[] {
-  return previous.concat(
-    value
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  );
-}
-
-function positiveInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
-    return n;
-  };
-}
-
-function nonNegativeInt(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n))
-      throw new InvalidArgumentError(`${name} must be a non-negative integer`);
-    return n;
-  };
-}
-
-function intAtLeast(name: string, min: number) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min)
-      throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
-    return n;
-  };
-}
-
-function positiveNumber(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!(n > 0 && Number.isFinite(n))) throw new InvalidArgumentError(`${name} must be a positive number`);
-    return n;
-  };
-}
-
-function nonNegativeNumber(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!(n >= 0 && Number.isFinite(n))) throw new InvalidArgumentError(`${name} must be a number ≥ 0`);
-    return n;
-  };
-}
-
-/** Comma-separated layer widths, e.g. 64,32,16. */
-function widths(v: string): number[] {
-  const w = v.split(',').map((s) => Number(s.trim()));
-  if (w.length === 0 || w.some((n) => !Number.isInteger(n) || n < 1))
-    throw new InvalidArgumentError('--layers takes positive integers separated by commas, e.g. 64,32,16');
-  return w;
-}
-
-function fraction(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!(n >= 0 && n < 1)) throw new InvalidArgumentError(`${name} must be in [0, 1)`);
-    return n;
-  };
-}
 
 interface CommonOpts {
   quiet?: boolean;
@@ -970,6 +913,7 @@ Example:
 
   addServeCommand(program);
   addCollectCommand(program);
+  addSeriesCommand(program);
 
   return program;
 }

@@ -135,18 +135,12 @@ export function fitArima(y: ArrayLike<number>, order: Partial<ArimaOrder> & { ma
 }
 
 /**
- * Forecasts `h` steps after `y` (the history, in original units) with the model; each step has a
- * (1 − α) prediction interval from the ψ-weights of the integrated AR polynomial.
+ * The model as one AR polynomial in the original series, φ(B)(1 − B)^d (1 − Bˢ)^D, with
+ * coefficients a₀ = 1, a₁, … such that Σ aⱼ y_{t−j} = c + ε_t: the one-step forecast is
+ * c − Σ_{j≥1} aⱼ y_{t−j}.
  */
-export function forecast(
-  m: ArimaModel,
-  y: ArrayLike<number>,
-  h: number,
-  z = 1.959963984540054,
-): { mean: Float64Array; lower: Float64Array; upper: Float64Array } {
-  const { p, d, D, s } = m.order;
-  // The full AR polynomial in the original series: φ(B)(1 − B)^d (1 − Bˢ)^D, as coefficients
-  // a₀ = 1, a₁, … so that Σ aⱼ y_{t−j} = c + ε_t.
+export function arPolynomial(m: ArimaModel): Float64Array {
+  const { d, D, s } = m.order;
   let poly = [1, ...Array.from(m.phi, (v) => -v)];
   const mul = (a: number[], b: number[]) => {
     const out = new Array(a.length + b.length - 1).fill(0);
@@ -159,6 +153,20 @@ export function forecast(
   };
   for (let k = 0; k < d; k++) poly = mul(poly, [1, -1]);
   for (let k = 0; k < D; k++) poly = mul(poly, [1, ...new Array(s - 1).fill(0), -1]);
+  return Float64Array.from(poly);
+}
+
+/**
+ * Forecasts `h` steps after `y` (the history, in original units) with the model; each step has a
+ * (1 − α) prediction interval from the ψ-weights of the integrated AR polynomial.
+ */
+export function forecast(
+  m: ArimaModel,
+  y: ArrayLike<number>,
+  h: number,
+  z = 1.959963984540054,
+): { mean: Float64Array; lower: Float64Array; upper: Float64Array } {
+  const poly = Array.from(arPolynomial(m));
   const hist = Array.from(y);
   const mean = new Float64Array(h);
   for (let t = 0; t < h; t++) {

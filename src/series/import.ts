@@ -1,0 +1,517 @@
+/**
+ * Series import from CSV (optionally gzipped) and JSON lines, in two layouts:
+ *
+ *   long   one point per row: a time column, key column(s), `metric`, `value`
+ *          (`timestamp,country,metric,value`); chosen when `metric` and `value` columns exist;
+ *   wide   one row per time (and key): a time column, key column(s), and every other column
+ *          that holds numbers is a metric (`time,link,bytes,packets`). Text columns that are
+ *          neither time nor key are ignored and reported.
+ *
+ * The time column is `--time`, else the first of timestamp/time/ts/date/datetime, else the first
+ * column. Times are ISO 8601 text (no zone = UTC) or epoch numbers (seconds, milliseconds,
+ * microseconds or nanoseconds, told apart by size). A row whose time cannot be read is skipped and
+ * reported with its line; a value that is empty or not a number is a missing point. Then each
+ * series is put on a regular grid by `regularise` (series.ts), whose rules cover unsorted times,
+ * duplicates, gaps and NaN.
+ */
+import { createReadStream } from 'node:fs';
+import { Diagnostics, type ProblemSink, UserError } from '../core/diagnostics.js';
+import { maybeGunzip } from '../core/streams.js';
+import {
+  type CsvRecordView,
+  CsvTokenizer,
+  decodeText,
+  NUM_EMPTY,
+  numStatus,
+  parseNumber,
+} from '../ingest/csv.js';
+import { expandPaths, shortName } from '../ingest/table.js';
+import {
+  type CombineRule,
+  inferStep,
+  label,
+  type RegulariseCounts,
+  regularise,
+  type Series,
+} from './series.js';
+
+export interface SeriesImportOptions {
+  /** Key columns (a series per distinct combination). */
+  key?: string[];
+  /** Metrics to keep (wide: columns; long: values of the metric column). Default: all. */
+  metrics?: string[];
+  time?: string;
+  format?: 'auto' | 'long' | 'wide';
+  /** Step in ms for every series; else `stepFor`, else inferred per series. */
+  step?: number;
+  stepFor?: (key: string, metric: string) => number | undefined;
+  combine?: CombineRule;
+  /** Only points with from ≤ time < until (ms). */
+  from?: number;
+  until?: number;
+  onProblem?: ProblemSink;
+}
+
+export interface SeriesImport {
+  series: Series[];
+  format: 'long' | 'wide';
+  files: string[];
+  timeColumn: string;
+  keyColumns: string[];
+  metrics: string[];
+  /** Columns that were neither time, key nor numeric (wide). */
+  ignored: string[];
+  rows: number;
+  /** Rows skipped (unreadable time, wrong number of fields). */
+  badRows: number;
+  /** Rows outside --from/--until. */
+  outside: number;
+  /** Series with a single distinct timestamp (no step can be inferred); their names. */
+  single: string[];
+  counts: RegulariseCounts;
+  diagnostics: Diagnostics;
+}
+
+const TIME_NAMES = ['timestamp', 'time', 'ts', 'date', 'datetime', 'id_time'];
+/** The most distinct series one import may hold. */
+export const MAX_SERIES = 1_000_000;
+
+/** A growable Float64Array. */
+class Grow {
+  a = new Float64Array(16);
+  n = 0;
+  push(v: number): void {
+    if (this.n === this.a.length) {
+      const b = new Float64Array(this.a.length * 2);
+      b.set(this.a);
+      this.a = b;
+    }
+    this.a[this.n++] = v;
+  }
+  view(): Float64Array {
+    return this.a.subarray(0, this.n);
+  }
+}
+
+interface Raw {
+  key: string;
+  metric: string;
+  t: Grow;
+  v: Grow;
+}
+
+/**
+ * Epoch milliseconds from a time cell: ISO text (a missing zone means UTC) or an epoch number in
+ * s / ms / µs / ns. NaN when unreadable.
+ */
+export function parseTime(cell: string | number): number {
+  if (typeof cell === 'number') return epochMs(cell);
+  const s = cell.trim();
+  if (!s) return Number.NaN;
+  if (/^-?\d+(\.\d+)?$/.test(s)) return epochMs(Number(s));
+  let iso = s.replace(' ', 'T');
+  if (/^\d{4}-\d{2}-\d{2}$/.test(iso)) iso += 'T00:00:00';
+  if (/T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(iso)) iso += 'Z';
+  const t = Date.parse(iso);
+  return Number.isFinite(t) ? t : Number.NaN;
+}
+
+function epochMs(x: number): number {
+  if (!Number.isFinite(x)) return Number.NaN;
+  const a = Math.abs(x);
+  if (a < 1e11) return x * 1000;
+  if (a < 1e14) return x;
+  if (a < 1e17) return x / 1000;
+  return x / 1e6;
+}
+
+/** Reads series from files (CSV, .csv.gz, JSON lines) and regularises them. */
+export async function importSeries(paths: string[], opts: SeriesImportOptions = {}): Promise<SeriesImport> {
+  const files = expandPaths(paths);
+  if (!files.length) throw new UserError(`no input files in ${paths.join(', ')}`);
+  const diagnostics = new Diagnostics(opts.onProblem ?? (() => {}));
+  const raws = new Map<string, Raw[]>();
+  const metricsSeen = new Set<string>();
+  let layout: { format: 'long' | 'wide'; time: string; keys: string[]; ignored: string[] } | null = null;
+  let rows = 0;
+  let badRows = 0;
+  let outside = 0;
+  const wantMetric = opts.metrics?.length ? new Set(opts.metrics) : null;
+
+  const rawFor = (key: string, metric: string, slot: number): Raw => {
+    let list = raws.get(key);
+    if (!list) {
+      if (raws.size >= MAX_SERIES)
+        throw new UserError(
+          `more than ${MAX_SERIES.toLocaleString('en-US')} distinct keys`,
+          'choose a coarser --key',
+        );
+      list = [];
+      raws.set(key, list);
+    }
+    let r = list[slot];
+    if (!r) {
+      r = { key, metric, t: new Grow(), v: new Grow() };
+      list[slot] = r;
+    }
+    return r;
+  };
+  const longSlots = new Map<string, number>();
+  const longSlot = (metric: string) => {
+    let s = longSlots.get(metric);
+    if (s === undefined) {
+      s = longSlots.size;
+      longSlots.set(metric, s);
+    }
+    return s;
+  };
+
+  for (const file of files) {
+    const name = shortName(file);
+    const isJson = /\.(jsonl|ndjson|json)(\.gz)?$/i.test(file);
+    const rowsOf = isJson ? jsonRows(file) : csvRows(file, diagnostics, name);
+    let plan: RowPlan | null = null;
+    for await (const row of rowsOf) {
+      if (row.header) {
+        plan = makePlan(row.header, opts, layout, name);
+        if (!layout)
+          layout = { format: plan.format, time: plan.timeName, keys: plan.keyNames, ignored: plan.ignored };
+        continue;
+      }
+      if (!plan) {
+        plan = makePlan(row.fieldNames(), opts, layout, name);
+        if (!layout)
+          layout = { format: plan.format, time: plan.timeName, keys: plan.keyNames, ignored: plan.ignored };
+      }
+      if (plan.format === 'wide' && !plan.checked) {
+        // A column whose first cell is text (not empty, not a number) is a label, not a metric.
+        plan.checked = true;
+        const keep = plan.metricIdx.map((i) => {
+          const v = row.get(i);
+          return (
+            typeof v === 'number' ||
+            String(v).trim() === '' ||
+            !Number.isNaN(Number(v)) ||
+            /^(nan|na|null|inf|-inf)$/i.test(String(v).trim())
+          );
+        });
+        plan.ignored = plan.metricNames.filter((_, m) => !keep[m]);
+        plan.metricNames = plan.metricNames.filter((_, m) => keep[m]);
+        plan.metricIdx = plan.metricIdx.filter((_, m) => keep[m]);
+        if (!layout?.ignored.length && layout) layout.ignored = plan.ignored;
+        if (!plan.metricIdx.length)
+          throw new UserError(
+            `${name}: no numeric columns besides time and key`,
+            `ignored text columns: ${plan.ignored.join(', ')}`,
+          );
+      }
+      rows++;
+      const t = parseTime(row.get(plan.time));
+      if (!Number.isFinite(t)) {
+        badRows++;
+        diagnostics.report({
+          severity: 'warning',
+          reason: 'bad-time',
+          file: name,
+          line: row.line,
+          column: plan.timeName,
+          message: `time ${JSON.stringify(String(row.get(plan.time)).slice(0, 40))} is not ISO 8601 or an epoch number; row skipped`,
+        });
+        continue;
+      }
+      if ((opts.from !== undefined && t < opts.from) || (opts.until !== undefined && t >= opts.until)) {
+        outside++;
+        continue;
+      }
+      const key = plan.keys.map((k) => String(row.get(k)).trim()).join('/');
+      if (plan.format === 'long') {
+        const metric = String(row.get(plan.metric)).trim();
+        if (wantMetric && !wantMetric.has(metric)) continue;
+        metricsSeen.add(metric);
+        const r = rawFor(key, metric, longSlot(metric));
+        r.t.push(t);
+        r.v.push(row.num(plan.value, diagnostics, name, 'value'));
+      } else {
+        for (let m = 0; m < plan.metricIdx.length; m++) {
+          const r = rawFor(key, plan.metricNames[m], m);
+          r.t.push(t);
+          r.v.push(row.num(plan.metricIdx[m], diagnostics, name, plan.metricNames[m]));
+        }
+      }
+    }
+  }
+  if (!layout) throw new UserError(`${files.map(shortName).join(', ')}: no header or rows`);
+  const series: Series[] = [];
+  const single: string[] = [];
+  const counts: RegulariseCounts = {
+    points: 0,
+    outOfOrder: 0,
+    duplicates: 0,
+    combined: 0,
+    gaps: 0,
+    missing: 0,
+  };
+  for (const list of raws.values())
+    for (const r of list) {
+      if (!r) continue;
+      const times = r.t.view();
+      const step = opts.step ?? opts.stepFor?.(r.key, r.metric) ?? inferStep(sortedTimes(times));
+      if (step === null) {
+        single.push(label(r.key, r.metric));
+        continue;
+      }
+      const out = regularise(r.key, r.metric, times, r.v.view(), step, opts.combine ?? 'mean');
+      series.push(out.series);
+      for (const k of Object.keys(counts) as (keyof RegulariseCounts)[]) counts[k] += out.counts[k];
+    }
+  series.sort((a, b) =>
+    a.key < b.key ? -1 : a.key > b.key ? 1 : a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : 0,
+  );
+  return {
+    series,
+    format: layout.format,
+    files,
+    timeColumn: layout.time,
+    keyColumns: layout.keys,
+    metrics: layout.format === 'long' ? [...metricsSeen] : [...new Set(series.map((s) => s.metric))],
+    ignored: layout.ignored,
+    rows,
+    badRows,
+    outside,
+    single,
+    counts,
+    diagnostics,
+  };
+}
+
+function sortedTimes(t: Float64Array): Float64Array {
+  for (let i = 1; i < t.length; i++) if (t[i] < t[i - 1]) return Float64Array.from(t).sort();
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows of either file type behind one small interface.
+
+interface Row {
+  /** Set on the CSV header row only. */
+  header?: string[];
+  line: number;
+  fieldNames(): string[];
+  get(i: number): string | number;
+  num(i: number, d: Diagnostics, file: string, column: string): number;
+}
+
+interface RowPlan {
+  format: 'long' | 'wide';
+  time: number;
+  timeName: string;
+  keys: number[];
+  keyNames: string[];
+  metric: number;
+  value: number;
+  metricIdx: number[];
+  metricNames: string[];
+  ignored: string[];
+  /** Wide: whether the metric columns were checked against the first data row. */
+  checked?: boolean;
+}
+
+function makePlan(
+  names: string[],
+  opts: SeriesImportOptions,
+  prev: { format: 'long' | 'wide'; time: string; keys: string[] } | null,
+  file: string,
+): RowPlan {
+  const idx = (n: string) => names.indexOf(n);
+  const lower = names.map((n) => n.trim().toLowerCase());
+  const must = (n: string, what: string) => {
+    const i = idx(n);
+    if (i < 0)
+      throw new UserError(
+        `${file}: no ${what} column '${n}'`,
+        `its columns are: ${names.map((c) => c || '(unnamed)').join(', ')}`,
+      );
+    return i;
+  };
+  let time: number;
+  if (opts.time) time = must(opts.time, 'time');
+  else {
+    time = TIME_NAMES.map((n) => lower.indexOf(n)).find((i) => i >= 0) ?? 0;
+  }
+  const keys = (opts.key ?? []).map((k) => must(k, 'key'));
+  const hasLong = lower.includes('metric') && lower.includes('value');
+  const format = opts.format && opts.format !== 'auto' ? opts.format : hasLong ? 'long' : 'wide';
+  if (prev && prev.format !== format)
+    throw new UserError(`${file} is ${format} but the files before it were ${prev.format}`);
+  const plan: RowPlan = {
+    format,
+    time,
+    timeName: names[time] || '(first column)',
+    keys,
+    keyNames: keys.map((i) => names[i]),
+    metric: -1,
+    value: -1,
+    metricIdx: [],
+    metricNames: [],
+    ignored: [],
+  };
+  if (format === 'long') {
+    if (!hasLong)
+      throw new UserError(
+        `${file}: long format needs 'metric' and 'value' columns`,
+        `its columns are: ${names.join(', ')}`,
+      );
+    plan.metric = lower.indexOf('metric');
+    plan.value = lower.indexOf('value');
+    return plan;
+  }
+  const taken = new Set([time, ...keys]);
+  if (opts.metrics?.length) {
+    for (const m of opts.metrics) {
+      plan.metricIdx.push(must(m, 'metric'));
+      plan.metricNames.push(m);
+    }
+  } else
+    for (let i = 0; i < names.length; i++) {
+      if (taken.has(i)) continue;
+      plan.metricIdx.push(i);
+      plan.metricNames.push(names[i] || `column${i + 1}`);
+    }
+  if (!plan.metricIdx.length) throw new UserError(`${file}: no metric columns besides time and key`);
+  return plan;
+}
+
+async function* csvRows(file: string, d: Diagnostics, name: string): AsyncGenerator<Row> {
+  const queue: Row[] = [];
+  let header: string[] | null = null;
+  const tok = new CsvTokenizer((v: CsvRecordView) => {
+    const fields: string[] = [];
+    if (!header) {
+      for (let i = 0; i < v.n; i++) fields.push(decodeText(v.buf, v.starts[i], v.ends[i], v.quoted[i]));
+      header = fields;
+      queue.push({
+        header: fields,
+        line: v.line,
+        fieldNames: () => fields,
+        get: () => '',
+        num: () => Number.NaN,
+      });
+      return;
+    }
+    if (v.n === 1 && v.ends[0] === v.starts[0]) return; // blank line
+    if (v.n !== header.length) {
+      d.report({
+        severity: 'warning',
+        reason: 'field-count',
+        file: name,
+        line: v.line,
+        message: `${v.n} fields where the header has ${header.length}; row skipped`,
+      });
+      return;
+    }
+    const buf = v.buf;
+    const starts = v.starts.slice(0, v.n);
+    const ends = v.ends.slice(0, v.n);
+    const quoted = v.quoted.slice(0, v.n);
+    const line = v.line;
+    const h = header;
+    queue.push({
+      line,
+      fieldNames: () => h,
+      get: (i) => decodeText(buf, starts[i], ends[i], quoted[i]),
+      num: (i, diag, file, column) => {
+        const x = parseNumber(buf, starts[i], ends[i]);
+        if (Number.isNaN(x) && numStatus !== NUM_EMPTY) {
+          diag.report({
+            severity: 'info',
+            reason: 'non-numeric',
+            file,
+            line,
+            column,
+            message: `${JSON.stringify(decodeText(buf, starts[i], ends[i], quoted[i]).slice(0, 40))} is not a number; a missing point`,
+          });
+        }
+        return x;
+      },
+    });
+  });
+  for await (const chunk of maybeGunzip(createReadStream(file))) {
+    // Rows keep views into the chunk, so each chunk is copied out before the next arrives.
+    tok.push(Buffer.from(chunk));
+    while (queue.length) yield queue.shift() as Row;
+  }
+  tok.end();
+  while (queue.length) yield queue.shift() as Row;
+}
+
+async function* jsonRows(file: string): AsyncGenerator<Row> {
+  let names: string[] | null = null;
+  let lineNo = 0;
+  let carry = '';
+  const rowOf = (obj: Record<string, unknown>, line: number): Row => {
+    if (!names) names = Object.keys(obj);
+    const n = names;
+    return {
+      line,
+      fieldNames: () => n,
+      get: (i) => {
+        const v = obj[n[i]];
+        return typeof v === 'number' ? v : v === undefined || v === null ? '' : String(v);
+      },
+      num: (i, diag, file, column) => {
+        const v = obj[n[i]];
+        if (typeof v === 'number') return v;
+        if (v === undefined || v === null || v === '') return Number.NaN;
+        const x = Number(v);
+        if (Number.isNaN(x))
+          diag.report({
+            severity: 'info',
+            reason: 'non-numeric',
+            file,
+            line,
+            column,
+            message: `${JSON.stringify(String(v).slice(0, 40))} is not a number; a missing point`,
+          });
+        return x;
+      },
+    };
+  };
+  for await (const chunk of maybeGunzip(createReadStream(file))) {
+    const text = carry + chunk.toString('utf8');
+    const lines = text.split('\n');
+    carry = lines.pop() ?? '';
+    for (const l of lines) {
+      lineNo++;
+      const row = parseJsonLine(l, lineNo, rowOf, file);
+      if (row) yield row;
+    }
+  }
+  if (carry.trim()) {
+    lineNo++;
+    const row = parseJsonLine(carry, lineNo, rowOf, file);
+    if (row) yield row;
+  }
+}
+
+function parseJsonLine(
+  l: string,
+  line: number,
+  rowOf: (o: Record<string, unknown>, line: number) => Row,
+  file: string,
+): Row | null {
+  const s = l.trim();
+  if (!s || s === '[' || s === ']') return null;
+  try {
+    const o = JSON.parse(s.replace(/,$/, ''));
+    if (o && typeof o === 'object' && !Array.isArray(o)) return rowOf(o as Record<string, unknown>, line);
+  } catch {
+    // fall through
+  }
+  // A broken line gets a row whose time is unreadable, so it is counted and located like a bad CSV row.
+  return {
+    line,
+    fieldNames: () => [],
+    get: () => `(not a JSON object in ${shortName(file)})`,
+    num: () => Number.NaN,
+  };
+}
