@@ -72,7 +72,7 @@ export function telemetryEvents(
   return { inside, outside };
 }
 
-export async function runTelemetry(detector: SeriesDetectorKind, minChange = 0.1): Promise<TelemetryRun> {
+export async function runTelemetry(detector: SeriesDetectorKind, minChange = 0): Promise<TelemetryRun> {
   const file = join(TELEMETRY_DIR, RATES);
   const all = await importSeries([file], { key: ['interface-name'], metrics: TELEMETRY_METRICS });
   const dataEnd = Math.max(...all.series.map((s) => s.start + (s.values.length - 1) * s.step));
@@ -131,7 +131,7 @@ async function main(): Promise<void> {
   const i = args.indexOf('--detectors');
   const detectors = (i >= 0 ? args[i + 1] : 'baseline,arima,lstm').split(',') as SeriesDetectorKind[];
   const j = args.indexOf('--min-change');
-  const minChange = j >= 0 ? Number(args[j + 1]) : 0.1;
+  const minChange = j >= 0 ? Number(args[j + 1]) : 0;
   const runs: TelemetryRun[] = [];
   for (const d of detectors) {
     const r = await runTelemetry(d, minChange);

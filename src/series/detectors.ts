@@ -8,9 +8,10 @@
  *   baseline   the median of the same phase in the most similar past windows (every past day at
  *              this hour for a weekly season, every past season otherwise; similarity: the points
  *              just before, compared window by window), with a band from the spread (MAD) of
- *              those values widened by the typical training residual. Without a season it is a
- *              rolling median of the last points. Robust and explainable: "expected 41k, like
- *              the 7 most similar past days at 14:00".
+ *              those values widened by the typical training residual. Each vote is shifted by how
+ *              much the points before now differ from the points before it (today's level).
+ *              Without a season it is a rolling median of the last points. Robust and
+ *              explainable: "expected 41k, like the 7 most similar past days at 14:00".
  *   arima      seasonal ARIMA(p, d, 0)(0, D, 0)ₛ (arima.ts) with d and D chosen by the variance
  *              rule (the least-variance differencing; over-differencing raises it) and p by AIC;
  *              the one-step forecast from the state, the scale from the training residuals' MAD.
@@ -177,15 +178,18 @@ export class SeasonalBaseline implements SeriesDetector {
         if (Number.isNaN(v)) continue;
         let s = 0;
         let c = 0;
+        let off = 0;
         for (let j = 1; j <= context; j++) {
           const a = r.lag(j);
           const b = r.lag(k * stride + j);
           if (!Number.isNaN(a) && !Number.isNaN(b)) {
             s += Math.abs(a - b);
+            off += a - b;
             c++;
           }
         }
-        this.vals[n] = v;
+        // Shifted to today's level: by how much the points before now differ from theirs.
+        this.vals[n] = c ? v + off / c : v;
         this.dist[n] = c ? s / c : Number.POSITIVE_INFINITY;
         n++;
       }

@@ -198,7 +198,7 @@ function mostlyWhole(values: Float64Array): boolean {
 
 /**
  * The scale a score divides by: the detector's scale times the calibration, and for counts also
- * the Poisson noise at the expected level λ (√(λ + 1), or about 1/√(λ + 1) for log(1 + count)):
+ * the Poisson noise at the expected level λ (√λ, or about √λ / (λ + 1) for log(1 + count)):
  * going from 4 to 5 packets/s is noise, from 40,000 to 50,000 is not.
  */
 export function scoreScale(
@@ -211,7 +211,8 @@ export function scoreScale(
   const s = detScale * calibration;
   if (!counts) return s;
   const lambda = Math.max(0, log ? Math.expm1(expected) : expected);
-  return Math.sqrt(s * s + (log ? 1 / (lambda + 1) : lambda + 1));
+  // Var(X) = λ; Var(log(1 + X)) ≈ λ / (λ + 1)². The 0.25 keeps a level of 0 from having no noise.
+  return Math.sqrt(s * s + (log ? (lambda + 0.25) / (lambda + 1) ** 2 : lambda + 0.25));
 }
 
 /** Streams `values` through `det`: the forecast (expected, scale) and value of every point it could score. */
@@ -319,7 +320,7 @@ export function fitSeriesModel(series: Series, o: SeriesTrainOptions): SeriesMod
   const raw = fc.x.map((x, i) => Math.abs(x - fc.e[i]) / fc.s[i]);
   const med = raw.length ? quantileSorted(Float64Array.from(raw).sort(), 0.5) : 0;
   const calibration = med > 0 ? med / 0.6745 : 1;
-  const counts = lo >= 0 && mostlyWhole(series.values);
+  const counts = !constant && lo >= 0 && mostlyWhole(series.values);
   const scores = fc.x.map(
     (x, i) => Math.abs(x - fc.e[i]) / scoreScale(fc.s[i], calibration, fc.e[i], counts, transform === 'log'),
   );
