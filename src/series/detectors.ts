@@ -172,18 +172,32 @@ export class SeasonalBaseline implements SeriesDetector {
       if (n < Math.min(3, candidates)) return false;
     } else {
       // Candidates: the same phase k strides back, each with the mean |difference| of the
-      // `context` points before it against the points before now.
+      // `context` points before it against the points before now. Direct ring indexing: this
+      // loop is the baseline's whole cost.
+      const buf = r.buf;
+      const cap = buf.length;
+      const size = r.size;
+      const pos = r.pos;
       for (let k = 1; k <= candidates; k++) {
-        const v = r.lag(k * stride);
+        const lagK = k * stride;
+        if (lagK > size) break;
+        let iv = pos - lagK;
+        if (iv < 0) iv += cap;
+        const v = buf[iv];
         if (Number.isNaN(v)) continue;
         let s = 0;
         let c = 0;
         let off = 0;
-        for (let j = 1; j <= context; j++) {
-          const a = r.lag(j);
-          const b = r.lag(k * stride + j);
-          if (!Number.isNaN(a) && !Number.isNaN(b)) {
-            s += Math.abs(a - b);
+        const jmax = Math.min(context, size - lagK);
+        for (let j = 1; j <= jmax; j++) {
+          let ia = pos - j;
+          if (ia < 0) ia += cap;
+          let ib = ia - lagK;
+          if (ib < 0) ib += cap;
+          const a = buf[ia];
+          const b = buf[ib];
+          if (a === a && b === b) {
+            s += a > b ? a - b : b - a;
             off += a - b;
             c++;
           }
@@ -240,7 +254,7 @@ export class SeasonalBaseline implements SeriesDetector {
 }
 
 export interface BaselineOptions {
-  /** Past seasons looked at (default: 8 weeks for a weekly season, 28 days for a daily one). */
+  /** Past seasons looked at (default: 4 for a weekly season, 28 for a daily one: 28 past days either way). */
   seasons?: number;
   pick?: number;
   context?: number;
@@ -257,7 +271,7 @@ export function baselineParams(
     return { period, stride: 1, candidates, pick: candidates, context: 0, floor: 0 };
   }
   const stride = period % 7 === 0 && period >= 14 ? period / 7 : period;
-  const seasons = o.seasons ?? (stride === period ? 28 : 8);
+  const seasons = o.seasons ?? (stride === period ? 28 : 4);
   const wanted = (seasons * period) / stride;
   const available = Math.floor(values.length / stride) - 1;
   const candidates = Math.max(2, Math.min(wanted, available));

@@ -72,6 +72,7 @@ export interface SeriesImport {
   diagnostics: Diagnostics;
 }
 
+const NATURAL = new Intl.Collator('en', { numeric: true });
 const TIME_NAMES = ['timestamp', 'time', 'ts', 'date', 'datetime', 'id_time'];
 /** The most distinct series one import may hold. */
 export const MAX_SERIES = 1_000_000;
@@ -169,14 +170,15 @@ export async function importSeries(paths: string[], opts: SeriesImportOptions = 
   for (const file of files) {
     const name = shortName(file);
     const isJson = /\.(jsonl|ndjson|json)(\.gz)?$/i.test(file);
-    const rowsOf = isJson ? jsonRows(file) : csvRows(file, diagnostics, name);
     let plan: RowPlan | null = null;
-    for await (const row of rowsOf) {
+    let lastTimeText = '';
+    let lastTime = Number.NaN;
+    const onRow = (row: Row): void => {
       if (row.header) {
         plan = makePlan(row.header, opts, layout, name);
         if (!layout)
           layout = { format: plan.format, time: plan.timeName, keys: plan.keyNames, ignored: plan.ignored };
-        continue;
+        return;
       }
       if (!plan) {
         plan = makePlan(row.fieldNames(), opts, layout, name);
@@ -206,7 +208,17 @@ export async function importSeries(paths: string[], opts: SeriesImportOptions = 
           );
       }
       rows++;
-      const t = parseTime(row.get(plan.time));
+      const cell = row.get(plan.time);
+      // Long files repeat each time for every key: parse a repeated text once.
+      let t: number;
+      if (typeof cell === 'string' && cell === lastTimeText) t = lastTime;
+      else {
+        t = parseTime(cell);
+        if (typeof cell === 'string') {
+          lastTimeText = cell;
+          lastTime = t;
+        }
+      }
       if (!Number.isFinite(t)) {
         badRows++;
         diagnostics.report({
@@ -217,16 +229,16 @@ export async function importSeries(paths: string[], opts: SeriesImportOptions = 
           column: plan.timeName,
           message: `time ${JSON.stringify(String(row.get(plan.time)).slice(0, 40))} is not ISO 8601 or an epoch number; row skipped`,
         });
-        continue;
+        return;
       }
       if ((opts.from !== undefined && t < opts.from) || (opts.until !== undefined && t >= opts.until)) {
         outside++;
-        continue;
+        return;
       }
       const key = plan.keys.map((k) => String(row.get(k)).trim()).join('/');
       if (plan.format === 'long') {
         const metric = String(row.get(plan.metric)).trim();
-        if (wantMetric && !wantMetric.has(metric)) continue;
+        if (wantMetric && !wantMetric.has(metric)) return;
         metricsSeen.add(metric);
         const r = rawFor(key, metric, longSlot(metric));
         r.t.push(t);
@@ -238,9 +250,13 @@ export async function importSeries(paths: string[], opts: SeriesImportOptions = 
           r.v.push(row.num(plan.metricIdx[m], diagnostics, name, plan.metricNames[m]));
         }
       }
-    }
+    };
+    if (isJson) await readJsonLines(file, onRow);
+    else await readCsv(file, diagnostics, name, onRow);
   }
-  if (!layout) throw new UserError(`${files.map(shortName).join(', ')}: no header or rows`);
+  // Assigned inside the row callback, which TypeScript's narrowing does not follow.
+  const lay = layout as { format: 'long' | 'wide'; time: string; keys: string[]; ignored: string[] } | null;
+  if (!lay) throw new UserError(`${files.map(shortName).join(', ')}: no header or rows`);
   const series: Series[] = [];
   const single: string[] = [];
   const counts: RegulariseCounts = {
@@ -264,17 +280,16 @@ export async function importSeries(paths: string[], opts: SeriesImportOptions = 
       series.push(out.series);
       for (const k of Object.keys(counts) as (keyof RegulariseCounts)[]) counts[k] += out.counts[k];
     }
-  series.sort((a, b) =>
-    a.key < b.key ? -1 : a.key > b.key ? 1 : a.metric < b.metric ? -1 : a.metric > b.metric ? 1 : 0,
-  );
+  // Natural order: Hu0/0/0/2 before Hu0/0/0/10.
+  series.sort((a, b) => NATURAL.compare(a.key, b.key) || NATURAL.compare(a.metric, b.metric));
   return {
     series,
-    format: layout.format,
+    format: lay.format,
     files,
-    timeColumn: layout.time,
-    keyColumns: layout.keys,
-    metrics: layout.format === 'long' ? [...metricsSeen] : [...new Set(series.map((s) => s.metric))],
-    ignored: layout.ignored,
+    timeColumn: lay.time,
+    keyColumns: lay.keys,
+    metrics: lay.format === 'long' ? [...metricsSeen] : [...new Set(series.map((s) => s.metric))],
+    ignored: lay.ignored,
     rows,
     badRows,
     outside,
@@ -381,70 +396,68 @@ function makePlan(
   return plan;
 }
 
-async function* csvRows(file: string, d: Diagnostics, name: string): AsyncGenerator<Row> {
-  const queue: Row[] = [];
+/** Calls `onRow` for every record of a CSV file, with one reused view (synchronously, no queue). */
+async function readCsv(file: string, d: Diagnostics, name: string, onRow: (r: Row) => void): Promise<void> {
   let header: string[] | null = null;
-  const tok = new CsvTokenizer((v: CsvRecordView) => {
-    const fields: string[] = [];
+  let v: CsvRecordView | null = null;
+  const row: Row = {
+    line: 0,
+    fieldNames: () => header ?? [],
+    get: (i) => {
+      const w = v as CsvRecordView;
+      return decodeText(w.buf, w.starts[i], w.ends[i], w.quoted[i]);
+    },
+    num: (i, diag, f, column) => {
+      const w = v as CsvRecordView;
+      const x = parseNumber(w.buf, w.starts[i], w.ends[i]);
+      if (Number.isNaN(x) && numStatus !== NUM_EMPTY)
+        diag.report({
+          severity: 'info',
+          reason: 'non-numeric',
+          file: f,
+          line: w.line,
+          column,
+          message: `${JSON.stringify(decodeText(w.buf, w.starts[i], w.ends[i], w.quoted[i]).slice(0, 40))} is not a number; a missing point`,
+        });
+      return x;
+    },
+  };
+  const tok = new CsvTokenizer((rec: CsvRecordView) => {
     if (!header) {
-      for (let i = 0; i < v.n; i++) fields.push(decodeText(v.buf, v.starts[i], v.ends[i], v.quoted[i]));
+      const fields: string[] = [];
+      for (let i = 0; i < rec.n; i++)
+        fields.push(decodeText(rec.buf, rec.starts[i], rec.ends[i], rec.quoted[i]));
       header = fields;
-      queue.push({
+      onRow({
         header: fields,
-        line: v.line,
+        line: rec.line,
         fieldNames: () => fields,
         get: () => '',
         num: () => Number.NaN,
       });
       return;
     }
-    if (v.n === 1 && v.ends[0] === v.starts[0]) return; // blank line
-    if (v.n !== header.length) {
+    if (rec.n === 1 && rec.ends[0] === rec.starts[0]) return; // blank line
+    if (rec.n !== header.length) {
       d.report({
         severity: 'warning',
         reason: 'field-count',
         file: name,
-        line: v.line,
-        message: `${v.n} fields where the header has ${header.length}; row skipped`,
+        line: rec.line,
+        message: `${rec.n} fields where the header has ${header.length}; row skipped`,
       });
       return;
     }
-    const buf = v.buf;
-    const starts = v.starts.slice(0, v.n);
-    const ends = v.ends.slice(0, v.n);
-    const quoted = v.quoted.slice(0, v.n);
-    const line = v.line;
-    const h = header;
-    queue.push({
-      line,
-      fieldNames: () => h,
-      get: (i) => decodeText(buf, starts[i], ends[i], quoted[i]),
-      num: (i, diag, file, column) => {
-        const x = parseNumber(buf, starts[i], ends[i]);
-        if (Number.isNaN(x) && numStatus !== NUM_EMPTY) {
-          diag.report({
-            severity: 'info',
-            reason: 'non-numeric',
-            file,
-            line,
-            column,
-            message: `${JSON.stringify(decodeText(buf, starts[i], ends[i], quoted[i]).slice(0, 40))} is not a number; a missing point`,
-          });
-        }
-        return x;
-      },
-    });
+    v = rec;
+    row.line = rec.line;
+    onRow(row);
   });
-  for await (const chunk of maybeGunzip(createReadStream(file))) {
-    // Rows keep views into the chunk, so each chunk is copied out before the next arrives.
-    tok.push(Buffer.from(chunk));
-    while (queue.length) yield queue.shift() as Row;
-  }
+  for await (const chunk of maybeGunzip(createReadStream(file))) tok.push(chunk);
   tok.end();
-  while (queue.length) yield queue.shift() as Row;
 }
 
-async function* jsonRows(file: string): AsyncGenerator<Row> {
+/** Calls `onRow` for every JSON object line (a broken line gets an unreadable time, so it is counted). */
+async function readJsonLines(file: string, onRow: (r: Row) => void): Promise<void> {
   let names: string[] | null = null;
   let lineNo = 0;
   let carry = '';
@@ -458,7 +471,7 @@ async function* jsonRows(file: string): AsyncGenerator<Row> {
         const v = obj[n[i]];
         return typeof v === 'number' ? v : v === undefined || v === null ? '' : String(v);
       },
-      num: (i, diag, file, column) => {
+      num: (i, diag, f, column) => {
         const v = obj[n[i]];
         if (typeof v === 'number') return v;
         if (v === undefined || v === null || v === '') return Number.NaN;
@@ -467,7 +480,7 @@ async function* jsonRows(file: string): AsyncGenerator<Row> {
           diag.report({
             severity: 'info',
             reason: 'non-numeric',
-            file,
+            file: f,
             line,
             column,
             message: `${JSON.stringify(String(v).slice(0, 40))} is not a number; a missing point`,
@@ -476,21 +489,17 @@ async function* jsonRows(file: string): AsyncGenerator<Row> {
       },
     };
   };
-  for await (const chunk of maybeGunzip(createReadStream(file))) {
-    const text = carry + chunk.toString('utf8');
-    const lines = text.split('\n');
-    carry = lines.pop() ?? '';
-    for (const l of lines) {
-      lineNo++;
-      const row = parseJsonLine(l, lineNo, rowOf, file);
-      if (row) yield row;
-    }
-  }
-  if (carry.trim()) {
+  const take = (l: string) => {
     lineNo++;
-    const row = parseJsonLine(carry, lineNo, rowOf, file);
-    if (row) yield row;
+    const row = parseJsonLine(l, lineNo, rowOf, file);
+    if (row) onRow(row);
+  };
+  for await (const chunk of maybeGunzip(createReadStream(file))) {
+    const lines = (carry + chunk.toString('utf8')).split('\n');
+    carry = lines.pop() ?? '';
+    for (const l of lines) take(l);
   }
+  if (carry.trim()) take(carry);
 }
 
 function parseJsonLine(
