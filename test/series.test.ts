@@ -385,7 +385,11 @@ describe('series registry', () => {
       seconds: 0,
     };
     assert.equal(saveSeriesSet(dir, base, [m]).version, 1);
-    assert.equal(saveSeriesSet(dir, { ...base, parent: 1 }, [m, { ...m, key: 'other' }]).version, 2);
+    // A copy of v1's manifest (as `detect --update` and the service pass) must not keep v1's number.
+    const copy = { ...loadSeriesSet(dir).manifest, parent: 1 };
+    assert.equal(saveSeriesSet(dir, copy, [m, { ...m, key: 'other' }]).version, 2);
+    assert.equal(loadSeriesSet(dir).manifest.version, 2);
+    assert.equal(loadSeriesSet(dir).manifest.parent, 1);
     assert.deepEqual(seriesVersions(dir), [1, 2]);
     assert.equal(readFileSync(join(dir, 'LATEST'), 'utf8').trim(), '2');
     assert.equal(loadSeriesSet(dir).models.length, 2);

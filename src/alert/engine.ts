@@ -45,6 +45,9 @@ function maxSeverity(a: Severity, b: Severity): Severity {
 }
 
 function groupOf(rule: AlertRule, v: ApiVerdict): string {
+  // A series anomaly has no addresses: it groups by its series whatever the rule's grouping
+  // (except `none`), so one link's outage does not fold into another's.
+  if (v.flow_id?.startsWith('series:') && rule.groupBy !== 'none') return v.flow_id;
   switch (rule.groupBy) {
     case 'src':
       return `src=${v.src_ip ?? '?'}`;
@@ -295,7 +298,9 @@ export class AlertEngine {
     };
     const proto = v.protocol === null ? '' : ` ${protocolName(v.protocol)}`;
     const what = v.threat_type && v.threat_type !== 'BENIGN' ? v.threat_type : 'Anomalous flow';
-    const route = `${endpoint(v.src_ip, v.src_port) ?? '?'} → ${endpoint(v.dst_ip, v.dst_port) ?? '?'}${proto}`;
+    const route = v.flow_id?.startsWith('series:')
+      ? v.flow_id.slice(7)
+      : `${endpoint(v.src_ip, v.src_port) ?? '?'} → ${endpoint(v.dst_ip, v.dst_port) ?? '?'}${proto}`;
     const why = whyText(v.contributions);
     const summary =
       rule.type === 'count'

@@ -152,7 +152,11 @@ export function addSeriesCommand(program: Command): void {
       'pNN (quantile of training scores, kept within 4–6) or a fixed score',
       'p99.5',
     )
-    .option('--seasons <n>', 'baseline: past seasons looked at (default: 4 weeks, or 28 days for a daily season)', positiveInt('--seasons'))
+    .option(
+      '--seasons <n>',
+      'baseline: past seasons looked at (default: 4 weeks, or 28 days for a daily season)',
+      positiveInt('--seasons'),
+    )
     .option('--max-p <n>', 'arima: highest AR order tried (default 5)', positiveInt('--max-p'))
     .option('--window <n>', 'lstm: past steps per input (default 24)', positiveInt('--window'))
     .option('--units <n>', 'lstm: units (default 24)', positiveInt('--units'))

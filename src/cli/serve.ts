@@ -41,6 +41,7 @@ const SERVER_KEYS = [
   'sflow',
   'collectHost',
   'allow',
+  'seriesModel',
 ];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -65,6 +66,7 @@ const serverCheck = new Ajv({ allErrors: true, strict: false }).compile({
     sflow: { type: 'integer', minimum: 0, maximum: 65535 },
     collectHost: { type: 'string', minLength: 1 },
     allow: { type: 'array', items: { type: 'string', minLength: 1 } },
+    seriesModel: { type: 'string', minLength: 1 },
   },
 });
 
@@ -88,6 +90,8 @@ interface ServeFile {
     sflow?: number;
     collectHost?: string;
     allow?: string[];
+    /** Series model directory (as --series-model). */
+    seriesModel?: string;
   };
   /** Initial service configuration (see GET /api/v1/config); used when the store has none. */
   config?: Record<string, unknown>;
@@ -237,6 +241,10 @@ Example:
       'PostgreSQL schema to use, created if missing (env NADIR_DATABASE_SCHEMA)',
     )
     .option('--model <dir>', 'import this model bundle into the registry and activate it')
+    .option(
+      '--series-model <dir>',
+      'score time-series points posted to /api/v1/series/points with these per-series models (nadir series train -o DIR)',
+    )
     .option('--api-key <key...>', 'API key(s) accepted for writes (env NADIR_API_KEYS, comma-separated)')
     .option('--reads-require-auth', 'require an API key for reads too')
     .option('--body-limit <bytes>', 'largest request body', intArg('--body-limit', 1024, 1 << 30))
@@ -317,6 +325,7 @@ Examples:
         initialConfig: fc.config,
         authHint,
         trustProxy: o.trustProxy ?? s.trustProxy,
+        seriesModel: o.seriesModel ?? s.seriesModel,
         logger: { level, redact: ['req.headers.authorization'] },
       });
       const { app, service, registry } = server;
@@ -346,7 +355,10 @@ Examples:
             : 'no model (learning disabled)';
       process.stderr.write(
         `nadir serve: listening on ${base} (API docs ${base}/docs)\n` +
-          `  store: ${store.kind} ${store.location}\n  ${mode}\n  ${keyNote}\n`,
+          `  store: ${store.kind} ${store.location}\n  ${mode}\n  ${keyNote}\n` +
+          (server.series
+            ? `  series: ${server.series.list().length} models (v${server.series.version} of ${server.series.dir}); POST points to ${base}/api/v1/series/points\n`
+            : ''),
       );
       // Flags win over the config file's server section.
       const co = {

@@ -98,12 +98,13 @@ export function saveSeriesSet(
   const lines: string[] = [];
   for (const m of models) lines.push(JSON.stringify(m));
   writeFileSync(join(tmp, 'models.jsonl'), lines.length ? `${lines.join('\n')}\n` : '');
+  // The computed fields win over any a caller's manifest still carries (a copy of an older one).
   const full: SeriesManifest = {
+    ...manifest,
     format: SERIES_FORMAT,
     version,
     nadirVersion: NADIR_VERSION,
     createdAt: new Date().toISOString(),
-    ...manifest,
   };
   writeFileSync(join(tmp, 'manifest.json'), `${JSON.stringify(full, null, 2)}\n`);
   renameSync(tmp, path);

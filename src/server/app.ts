@@ -26,6 +26,7 @@ import { AlertEngine } from '../alert/engine.js';
 import { NADIR_VERSION } from '../core/version.js';
 import { isColumnar, type RecordInput, recordCount, threatName } from '../ingest/json-records.js';
 import { ModelRegistry } from '../model/registry.js';
+import { type SeriesPointIn, SeriesService } from '../pipeline/series-service.js';
 import { type ApiVerdict, DetectionService, NoModelError, RecordsError } from '../pipeline/service.js';
 import type { Alert, ModelRecord, Prediction, PredictionQuery, Store } from '../store/store.js';
 import {
@@ -50,6 +51,8 @@ import {
   PredictionQueryT,
   PredictionT,
   RecordsBodyT,
+  SeriesPointsBodyT,
+  SeriesPointsResponseT,
   schemaProblems,
   ThreatResponseT,
 } from './schemas.js';
@@ -74,6 +77,8 @@ export interface ServerOptions {
   authHint?: string;
   /** Trust X-Forwarded-For from a reverse proxy (Fastify's trustProxy). */
   trustProxy?: boolean | string;
+  /** A series model directory (`nadir series train -o DIR`): enables /api/v1/series. */
+  seriesModel?: string;
 }
 
 export interface Server {
@@ -82,6 +87,8 @@ export interface Server {
   alerts: AlertEngine;
   metrics: Metrics;
   registry: ModelRegistry;
+  /** Per-series models, when started with `seriesModel`. */
+  series: SeriesService | null;
 }
 
 interface RecordsBody {
@@ -245,6 +252,10 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
     onAnomalies: (batch) => alerts.handle(batch),
   });
   await service.start();
+  const series = opts.seriesModel
+    ? new SeriesService(opts.seriesModel, service.predictions, log, (batch) => alerts.handle(batch))
+    : null;
+  if (series) log.info(`series models: ${series.list().length} from ${series.set.path}`);
 
   app.setErrorHandler((err: FastifyError | HttpError | RecordsError, req, reply) => {
     let status = 500;
@@ -513,6 +524,59 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
               is_anomaly: v.is_anomaly,
             })),
           };
+        },
+      );
+
+      const noSeries = () =>
+        new HttpError(
+          404,
+          'no series models are loaded: start the server with --series-model DIR (from `nadir series train -o DIR`)',
+        );
+      api.get(
+        '/series',
+        {
+          schema: {
+            tags: ['series'],
+            summary:
+              'The loaded per-series models: key, metric, detector, step, season, threshold, next step',
+          },
+        },
+        async () => {
+          if (!series) throw noSeries();
+          return {
+            version: series.version,
+            path: series.set.path,
+            series: series.list().map((m) => ({
+              key: m.key,
+              metric: m.metric,
+              detector: m.kind,
+              step_seconds: m.step / 1000,
+              season_steps: m.period,
+              threshold: m.threshold,
+              transform: m.transform,
+              next: new Date(m.next).toISOString(),
+            })),
+          };
+        },
+      );
+
+      api.post(
+        '/series/points',
+        {
+          schema: {
+            tags: ['series'],
+            summary: 'Score time-series points against their per-series models (then learn them)',
+            description:
+              'Each point is placed on its model’s grid; a point for a step already scored is `late`, skipped steps count as missing. Anomalies are stored (source `series`) and alerted on before the response.',
+            body: SeriesPointsBodyT,
+            response: { 200: SeriesPointsResponseT, ...err, 404: ErrorT },
+          },
+        },
+        async (req) => {
+          if (!series) throw noSeries();
+          const { points } = req.body as { points: SeriesPointIn[] };
+          checkBatch(points.length);
+          return { version: series.version, points: await series.score(points) };
         },
       );
 
@@ -813,10 +877,15 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
 
   app.addHook('onClose', async () => {
     clearInterval(retention);
+    try {
+      series?.close();
+    } catch (e) {
+      app.log.error(`series state not saved: ${(e as Error).message}`);
+    }
     await service.close();
     await alerts.drain();
     await store.close();
   });
 
-  return { app, service, alerts, metrics, registry };
+  return { app, service, alerts, metrics, registry, series };
 }

@@ -304,3 +304,47 @@ export function schemaProblems(errors: ErrorObject[], where?: string): { path: s
   }
   return out;
 }
+
+export const SeriesPointsBodyT = Type.Object(
+  {
+    points: Type.Array(
+      Type.Object(
+        {
+          time: Type.Union([Type.String({ maxLength: 64 }), Type.Number()], {
+            description: 'ISO 8601 (no zone = UTC) or epoch seconds / milliseconds',
+          }),
+          key: Type.Optional(
+            Type.String({ maxLength: 512, description: 'The series key (country, link…); omit for none' }),
+          ),
+          metric: Type.String({ minLength: 1, maxLength: 256 }),
+          value: Type.Union([Type.Number(), Type.Null()], { description: 'null: a missing value' }),
+        },
+        { additionalProperties: false },
+      ),
+      { description: 'Points in time order per series; at most the server’s batch limit' },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const SeriesPointsResponseT = Type.Object({
+  version: Type.Integer({ description: 'Version of the series model set' }),
+  points: Type.Array(
+    Type.Object({
+      key: Type.String(),
+      metric: Type.String(),
+      time: Type.String({ description: 'The step the point was placed on' }),
+      status: Type.Union(
+        ['scored', 'warming-up', 'missing', 'late', 'no-model', 'bad-time'].map((s) => Type.Literal(s)),
+      ),
+      value: Nullable(Type.Number()),
+      expected: Nullable(Type.Number()),
+      lower: Nullable(Type.Number()),
+      upper: Nullable(Type.Number()),
+      score: Nullable(Type.Number()),
+      is_anomaly: Type.Boolean(),
+      direction: Type.Union([Type.Literal('spike'), Type.Literal('drop'), Type.Null()]),
+      id: Type.Union([Type.Integer(), Type.Null()], { description: 'Prediction id (anomalies)' }),
+    }),
+  ),
+});
