@@ -2,9 +2,12 @@
  * `nadir series train|detect|features`: one model per series (a key × a metric), versioned in a
  * directory; detection over every key in one command with a per-point output and a summary table.
  */
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream, existsSync, statSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { formatProblem, UserError } from '../core/diagnostics.js';
+import { Diagnostics, formatProblem, UserError } from '../core/diagnostics.js';
+import { expandPaths } from '../ingest/table.js';
+import { aggregateFiles } from '../pipeline/aggregate-files.js';
+import { AGGREGATE_KEYS, type AggregateKey, FlowAggregator } from '../series/aggregate.js';
 import { SERIES_DETECTORS, type SeriesDetectorKind } from '../series/detectors.js';
 import { type Calendar, loadHolidays, seriesFeatureHeader, seriesFeatureRows } from '../series/features.js';
 import { importSeries, parseTime, type SeriesImport, type SeriesImportOptions } from '../series/import.js';
@@ -316,6 +319,78 @@ Examples:
       }
       process.stdout.write(renderDetected(result, Number(o.top), set.manifest.version, saved));
     });
+
+  series
+    .command('aggregate')
+    .description('series from flows: counts per time bucket and key, from captures, flow logs or flow CSVs')
+    .requiredOption('-d, --data <paths...>', 'pcap/pcapng, Zeek conn.log, Suricata eve.json, or flow CSVs')
+    .addOption(
+      new Option(
+        '-k, --key <key>',
+        'one series per: destination, source, their /24, protocol, port, exporter',
+      )
+        .choices([...AGGREGATE_KEYS])
+        .default('dst'),
+    )
+    .option('--bucket <duration>', 'bucket length, e.g. 1m, 5m, 1h', '5m')
+    .option('-o, --output <file>', 'write the long-format CSV here instead of stdout')
+    .option('-q, --quiet', 'no progress bar or summary')
+    .addHelpText(
+      'after',
+      `
+Writes long-format series (timestamp,<key>,metric,value) with the metrics flows, packets, bytes,
+sources, dst_ports, syn_only_ratio (TCP flows with SYN and no ACK), src_entropy and dst_entropy
+(bits, over flow counts per address). A flow counts in the bucket of its start; every key gets a
+row in every bucket, so a key that falls silent reads as a drop to 0. Feed the file to
+\`nadir series train --key <key>\`.
+
+Examples:
+  nadir series aggregate -d capture.pcap --key dst --bucket 1m -o per-host.csv
+  nadir series aggregate -d conn.log --key dport --bucket 5m -o per-port.csv
+  nadir series train -d per-host.csv --key dst --metric flows,syn_only_ratio`,
+    )
+    .action(
+      async (o: { data: string[]; key: AggregateKey; bucket: string; output?: string; quiet?: boolean }) => {
+        checkInputs(o.data);
+        const bucket = parseDuration(o.bucket, '--bucket');
+        const agg = new FlowAggregator(bucket, o.key);
+        const diag = new Diagnostics(
+          o.quiet ? () => {} : (p) => process.stderr.write(`${formatProblem(p)}\n`),
+        );
+        const progress = Progress.forCli(!!o.quiet);
+        progress.setPhase('reading');
+        const files = o.data.flatMap((p) => (statSync(p).isDirectory() ? expandPaths([p]) : [p]));
+        const sizes = files.reduce((n, f) => n + statSync(f).size, 0);
+        let doneBefore = 0;
+        let current = '';
+        let last = 0;
+        const summary = await aggregateFiles(files, agg, diag, (file, b) => {
+          if (file !== current) {
+            doneBefore += last;
+            current = file;
+          }
+          last = b;
+          progress.update(doneBefore + b, sizes);
+        });
+        progress.stop();
+        const out = o.output ? createWriteStream(o.output) : process.stdout;
+        const keyName = o.key === 'none' ? 'key' : o.key;
+        out.write(`timestamp,${keyName},metric,value\n`);
+        let rows = 0;
+        for (const [t, k, m, v] of agg.rows()) {
+          out.write(`${t},${csvCell(k)},${m},${Number.isInteger(v) ? v : Number(v.toPrecision(6))}\n`);
+          rows++;
+        }
+        if (out !== process.stdout)
+          await new Promise<void>((res) => (out as ReturnType<typeof createWriteStream>).end(res));
+        if (!o.quiet)
+          process.stderr.write(
+            `${int(agg.flows)} flows from ${summary.files.length} file(s) → ${int(rows)} rows (${formatDuration(bucket)} buckets, key ${o.key})` +
+              (agg.noTime ? `; ${int(agg.noTime)} flows without a start time not counted` : '') +
+              '\n',
+          );
+      },
+    );
 
   withImportFlags(
     series
