@@ -13,6 +13,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runTelemetry, TELEMETRY_DIR } from '../bench/series-events.js';
 import {
@@ -23,6 +24,7 @@ import {
   ispSeries,
   UNLABELLED_DIR,
 } from '../bench/series-inject.js';
+import { importSeries } from '../src/series/import.js';
 import { NO_DATASETS } from './helpers.js';
 
 describe('router telemetry: labelled network events', () => {
@@ -48,6 +50,50 @@ describe('router telemetry: labelled network events', () => {
     assert.ok(lstm.report.falseIncidents <= 4, `lstm: ${lstm.report.falseIncidents} false incidents`);
     const arima = await runTelemetry('arima');
     assert.ok(arima.report.hits >= 7, `arima ${arima.report.hits}/8`);
+  });
+});
+
+describe('router counters as rates', () => {
+  it('cumulative bytes → rate per second tracks the router’s own data-rate (independent computation)', async (t) => {
+    if (!existsSync(TELEMETRY_DIR)) return t.skip(NO_DATASETS);
+    const file = (n: string) =>
+      join(
+        TELEMETRY_DIR,
+        `Cisco-IOS-XR-infra-statsd-oper__infra-statistics_interfaces_interface_latest_${n}.csv.gz`,
+      );
+    const step = 30_000;
+    const counters = await importSeries([file('generic-counters')], {
+      key: ['interface-name'],
+      metrics: ['bytes-received'],
+      rate: true,
+      step,
+    });
+    const rates = await importSeries([file('data-rate')], {
+      key: ['interface-name'],
+      metrics: ['input-data-rate'],
+      step,
+    });
+    assert.equal(counters.resets, 0);
+    let compared = 0;
+    for (const k of ['HundredGigE0/0/0/0', 'HundredGigE0/0/0/5', 'HundredGigE0/0/0/10']) {
+      const a = counters.series.find((s) => s.key === k);
+      const b = rates.series.find((s) => s.key === k);
+      assert.ok(a && b);
+      const ratios: number[] = [];
+      for (let i = 0; i < a.values.length; i++) {
+        const j = i + (a.start - b.start) / step;
+        const ours = (a.values[i] * 8) / 1000; // bytes/s → kbit/s, the data-rate's unit
+        if (ours > 0 && b.values[j] > 0) ratios.push(ours / b.values[j]);
+      }
+      ratios.sort((x, y) => x - y);
+      const med = ratios[ratios.length >> 1];
+      // The router's rate leaves out some framing bytes (a steady ~7%); the shape must match.
+      assert.ok(med > 0.95 && med < 1.15, `${k}: median ratio ${med}`);
+      const near = ratios.filter((r) => Math.abs(r / med - 1) < 0.05).length;
+      assert.ok(near >= 0.8 * ratios.length, `${k}: ${near}/${ratios.length} within 5% of the median ratio`);
+      compared += ratios.length;
+    }
+    assert.ok(compared > 500);
   });
 });
 

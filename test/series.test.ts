@@ -15,7 +15,7 @@ import { fitArima, forecast } from '../src/series/arima.js';
 import { ArimaDetector, type Forecast, robustScale } from '../src/series/detectors.js';
 import { evaluateEvents } from '../src/series/evaluate.js';
 import { calendarFeatures, decompose, rollingStats } from '../src/series/features.js';
-import { importSeries, parseTime } from '../src/series/import.js';
+import { counterRates, importSeries, parseTime } from '../src/series/import.js';
 import {
   chooseTransform,
   fitSeriesModel,
@@ -158,6 +158,15 @@ describe('series import', () => {
     const dir = tmp();
     const f = writeFile(dir, 'x.csv', 'timestamp,metric,value\n2024-01-01,m,1\n');
     await assert.rejects(importSeries([f], { key: ['country'] }), /no key column 'country'/);
+  });
+
+  it('cumulative counters become rates per second; a reset is missing, not negative', () => {
+    const t = Float64Array.from([T0 + 20_000, T0, T0 + 10_000, T0 + 30_000, T0 + 40_000]);
+    const v = Float64Array.from([3000, 0, 1000, 500, 1500]); // the counter reset between 20 s and 30 s
+    const r = counterRates(t, v);
+    assert.deepEqual(Array.from(r.times), [T0, T0 + 10_000, T0 + 20_000, T0 + 30_000, T0 + 40_000]);
+    assert.deepEqual(Array.from(r.rates), [Number.NaN, 100, 200, Number.NaN, 100]);
+    assert.equal(r.resets, 1);
   });
 
   it('infers a jittered step as the nice interval it is near, and regularises onto it', () => {

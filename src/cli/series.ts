@@ -49,6 +49,7 @@ interface ImportFlags {
   combine: CombineRule;
   from?: string;
   until?: string;
+  rate?: boolean;
   quiet?: boolean;
 }
 
@@ -85,6 +86,7 @@ function withImportFlags(cmd: Command): Command {
         .choices(COMBINE_RULES)
         .default('mean'),
     )
+    .option('--rate', 'values are cumulative counters (octets since boot): use the increase per second')
     .option('--from <time>', 'only points at or after this time')
     .option('--until <time>', 'only points before this time')
     .option('-q, --quiet', 'no progress bar or warnings');
@@ -98,6 +100,7 @@ function importOptions(o: ImportFlags): SeriesImportOptions {
     format: o.layout,
     step: o.step ? parseDuration(o.step, '--step') : undefined,
     combine: o.combine,
+    rate: o.rate,
     from: timeFlag('--from', o.from),
     until: timeFlag('--until', o.until),
     onProblem: o.quiet ? undefined : (p) => process.stderr.write(`${formatProblem(p)}\n`),
@@ -123,6 +126,7 @@ function importSummary(im: SeriesImport): string {
   if (c.combined) notes.push(`${int(c.combined)} points combined into a step they shared`);
   if (c.missing) notes.push(`${int(c.missing)} missing values (empty, NaN or text)`);
   if (c.gaps) notes.push(`${int(c.gaps)} steps without a point (gaps)`);
+  if (im.resets) notes.push(`${int(im.resets)} counter decreases (reset or wrap) made missing`);
   if (im.single.length)
     notes.push(`${int(im.single.length)} series with one timestamp only (no step; ignored)`);
   if (im.ignored.length) notes.push(`text columns ignored: ${im.ignored.join(', ')}`);
@@ -216,7 +220,14 @@ Examples:
         {
           parent: null,
           detector: opts.detector,
-          options: { ...opts, step: o.step ?? 'inferred', combine: o.combine, from: o.from, until: o.until },
+          options: {
+            ...opts,
+            step: o.step ?? 'inferred',
+            combine: o.combine,
+            rate: !!o.rate,
+            from: o.from,
+            until: o.until,
+          },
           data: {
             files: im.files,
             format: im.format,
@@ -284,6 +295,8 @@ Examples:
           o.time ??
           (set.manifest.data.timeColumn === '(first column)' ? undefined : set.manifest.data.timeColumn),
         format: o.layout === 'auto' ? set.manifest.data.format : o.layout,
+        // Counter models score rates: the data is read as it was for training.
+        rate: o.rate ?? set.manifest.options.rate === true,
         stepFor: (k, m) => byId.get(seriesId(k, m))?.step,
       });
       if (!o.quiet) process.stderr.write(`${importSummary(im)}\n`);

@@ -46,6 +46,11 @@ export interface SeriesImportOptions {
   step?: number;
   stepFor?: (key: string, metric: string) => number | undefined;
   combine?: CombineRule;
+  /**
+   * The values are cumulative counters (octets, packets since boot): each point becomes the
+   * increase per second since the previous one; a decrease (a reset or wrap) makes it missing.
+   */
+  rate?: boolean;
   /** Only points with from ≤ time < until (ms). */
   from?: number;
   until?: number;
@@ -68,6 +73,8 @@ export interface SeriesImport {
   outside: number;
   /** Series with a single distinct timestamp (no step can be inferred); their names. */
   single: string[];
+  /** With `rate`: counter decreases (resets, wraps) turned into missing points. */
+  resets: number;
   counts: RegulariseCounts;
   diagnostics: Diagnostics;
 }
@@ -259,6 +266,7 @@ export async function importSeries(paths: string[], opts: SeriesImportOptions = 
   if (!lay) throw new UserError(`${files.map(shortName).join(', ')}: no header or rows`);
   const series: Series[] = [];
   const single: string[] = [];
+  let resets = 0;
   const counts: RegulariseCounts = {
     points: 0,
     outOfOrder: 0,
@@ -270,13 +278,20 @@ export async function importSeries(paths: string[], opts: SeriesImportOptions = 
   for (const list of raws.values())
     for (const r of list) {
       if (!r) continue;
-      const times = r.t.view();
+      let times = r.t.view();
+      let vals = r.v.view();
+      if (opts.rate) {
+        const c = counterRates(times, vals);
+        times = c.times;
+        vals = c.rates;
+        resets += c.resets;
+      }
       const step = opts.step ?? opts.stepFor?.(r.key, r.metric) ?? inferStep(sortedTimes(times));
       if (step === null) {
         single.push(label(r.key, r.metric));
         continue;
       }
-      const out = regularise(r.key, r.metric, times, r.v.view(), step, opts.combine ?? 'mean');
+      const out = regularise(r.key, r.metric, times, vals, step, opts.combine ?? 'mean');
       series.push(out.series);
       for (const k of Object.keys(counts) as (keyof RegulariseCounts)[]) counts[k] += out.counts[k];
     }
@@ -294,9 +309,41 @@ export async function importSeries(paths: string[], opts: SeriesImportOptions = 
     badRows,
     outside,
     single,
+    resets,
     counts,
     diagnostics,
   };
+}
+
+/**
+ * Cumulative counter → rate per second: time-sorted, each point's increase since the previous
+ * present value divided by the seconds between them. The first point, repeated times and
+ * decreases (counter reset or wrap) give NaN.
+ */
+export function counterRates(
+  times: Float64Array,
+  values: Float64Array,
+): { times: Float64Array; rates: Float64Array; resets: number } {
+  const n = times.length;
+  const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) => times[a] - times[b] || a - b);
+  const t = new Float64Array(n);
+  const rates = new Float64Array(n).fill(Number.NaN);
+  let resets = 0;
+  let pt = Number.NaN;
+  let pv = Number.NaN;
+  for (let j = 0; j < n; j++) {
+    const i = order[j];
+    t[j] = times[i];
+    const v = values[i];
+    if (!Number.isFinite(v)) continue;
+    if (Number.isFinite(pv) && times[i] > pt) {
+      if (v >= pv) rates[j] = (v - pv) / ((times[i] - pt) / 1000);
+      else resets++;
+    }
+    pt = times[i];
+    pv = v;
+  }
+  return { times: t, rates, resets };
 }
 
 function sortedTimes(t: Float64Array): Float64Array {
