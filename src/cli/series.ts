@@ -160,6 +160,24 @@ export function addSeriesCommand(program: Command): void {
       'p99.5',
     )
     .option(
+      '--min-change <share>',
+      'smallest change that can be an anomaly, e.g. 10% (default: none)',
+      (v: string) => {
+        const n = v.trim().endsWith('%') ? Number(v.trim().slice(0, -1)) / 100 : Number(v);
+        if (!(n >= 0 && n < 100))
+          throw new InvalidArgumentError('--min-change takes a share such as 10% or 0.1');
+        return n;
+      },
+    )
+    .addOption(
+      new Option(
+        '--transform <kind>',
+        'model log(1 + value) for skewed non-negative series (auto) or always/never',
+      )
+        .choices(['auto', 'log', 'none'])
+        .default('auto'),
+    )
+    .option(
       '--seasons <n>',
       'baseline: past seasons looked at (default: 4 weeks, or 28 days for a daily season)',
       positiveInt('--seasons'),
@@ -194,6 +212,8 @@ Examples:
         detector: o.detector as SeriesDetectorKind,
         period: String(o.period),
         threshold: String(o.threshold),
+        minChange: o.minChange as number | undefined,
+        transform: o.transform as 'auto' | 'log' | 'none',
         seasons: o.seasons as number | undefined,
         maxP: o.maxP as number | undefined,
         window: o.window as number | undefined,
