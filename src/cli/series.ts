@@ -311,6 +311,7 @@ Examples:
       const im = await importSeries(o.data, {
         ...base,
         key: o.key ?? set.manifest.data.keyColumns,
+        metrics: o.metric ?? set.manifest.data.metrics,
         time:
           o.time ??
           (set.manifest.data.timeColumn === '(first column)' ? undefined : set.manifest.data.timeColumn),
@@ -702,7 +703,7 @@ function renderDetected(
             int(x.episodes),
             int(x.spikes),
             int(x.drops),
-            x.maxScore.toFixed(1),
+            compact(x.maxScore),
             x.worst ? iso(x.worst.t).replace('.000Z', 'Z') : '',
             x.worst ? compact(x.worst.value) : '',
             x.worst ? compact(x.worst.expected) : '',
