@@ -196,7 +196,7 @@ export class SeasonalBaseline implements SeriesDetector {
           if (ib < 0) ib += cap;
           const a = buf[ia];
           const b = buf[ib];
-          if (a === a && b === b) {
+          if (!Number.isNaN(a) && !Number.isNaN(b)) {
             s += a > b ? a - b : b - a;
             off += a - b;
             c++;
