@@ -144,6 +144,25 @@ describe('series import', () => {
     }
   });
 
+  it('a series with a wild timestamp is left out with the reason; the others are imported', async () => {
+    const dir = tmp();
+    const f = writeFile(
+      dir,
+      'wild.csv',
+      `timestamp,link,metric,value\n${[0, 1, 2, 3, 4].map((m) => `2024-01-01T00:0${m}:00Z,a,x,${m}`).join('\n')}\n9024-01-01T00:05:00Z,a,x,5\n2024-01-01T00:00:00Z,b,x,1\n2024-01-01T00:01:00Z,b,x,2\n`,
+    );
+    const im = await importSeries([f], { key: ['link'] });
+    assert.deepEqual(
+      im.series.map((s) => s.key),
+      ['b'],
+    );
+    assert.equal(im.unusable.length, 1);
+    assert.match(
+      im.unusable[0].reason,
+      /^series a x: .* steps of 1m between its first and last point; .*wild timestamp/,
+    );
+  });
+
   it('reads the time forms it documents and refuses what it cannot', async () => {
     assert.equal(parseTime('2019-05-19 07:03:11.616000+00:00'), Date.parse('2019-05-19T07:03:11.616Z'));
     assert.equal(parseTime('2024-01-01'), T0);
@@ -187,6 +206,64 @@ describe('series import', () => {
     assert.equal(series.values[0], 4);
     assert.equal(counts.combined, 2);
     assert.equal(counts.outOfOrder, 1);
+  });
+});
+
+describe('series import fuzzing', () => {
+  it('mutated CSV and JSON lines never crash the importer: problems are counted, or a clear UserError', async () => {
+    const dir = tmp();
+    const r = new Rng(99);
+    const lines = ['timestamp,link,metric,value'];
+    for (let i = 0; i < 300; i++)
+      lines.push(
+        `${new Date(T0 + i * 60_000).toISOString()},l${i % 3},flows,${Math.round(100 + 50 * r.normal())}`,
+      );
+    const csv = Buffer.from(`${lines.join('\n')}\n`);
+    const jsonl = Buffer.from(
+      lines
+        .slice(1)
+        .map((l) => {
+          const [timestamp, link, metric, value] = l.split(',');
+          return JSON.stringify({ timestamp, link, metric, value: Number(value) });
+        })
+        .join('\n'),
+    );
+    const special = [0x22, 0x2c, 0x0a, 0x0d, 0x00, 0xff, 0x7b, 0x7d, 0x3a, 0x2d, 0x54];
+    let problems = 0;
+    let userErrors = 0;
+    for (let k = 0; k < 300; k++) {
+      const base = k % 2 ? jsonl : csv;
+      const b = Buffer.from(base);
+      const n = 1 + r.int(30);
+      switch (r.int(3)) {
+        case 0:
+          for (let i = 0; i < n; i++) b[r.int(b.length)] ^= 1 << r.int(8);
+          break;
+        case 1:
+          for (let i = 0; i < n; i++) b[r.int(b.length)] = special[r.int(special.length)];
+          break;
+        default:
+          b.fill(0x41, r.int(b.length), r.int(b.length));
+      }
+      const file = writeFile(
+        dir,
+        k % 2 ? `f${k}.jsonl` : `f${k}.csv`,
+        r.int(10) ? b : b.subarray(0, r.int(b.length)),
+      );
+      try {
+        const im = await importSeries([file], { key: ['link'] });
+        problems += im.badRows + im.counts.missing + im.diagnostics.count();
+        for (const s of im.series) {
+          assert.ok(s.step >= 1 && Number.isFinite(s.start));
+          assert.ok(s.values.every((v) => Number.isNaN(v) || Number.isFinite(v)));
+        }
+      } catch (e) {
+        // A mangled header (no key column, no metric) is the user's to fix: it must say so.
+        assert.ok(e instanceof UserError, `${file}: ${(e as Error).stack}`);
+        userErrors++;
+      }
+    }
+    assert.ok(problems > 0 && userErrors < 300, `${problems} problems counted, ${userErrors} refusals`);
   });
 });
 

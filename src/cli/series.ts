@@ -130,6 +130,8 @@ function importSummary(im: SeriesImport): string {
   if (im.single.length)
     notes.push(`${int(im.single.length)} series with one timestamp only (no step; ignored)`);
   if (im.ignored.length) notes.push(`text columns ignored: ${im.ignored.join(', ')}`);
+  for (const u of im.unusable.slice(0, 10)) notes.push(`${u.series} left out: ${u.reason}`);
+  if (im.unusable.length > 10) notes.push(`… and ${int(im.unusable.length - 10)} more series left out`);
   for (const n of notes) lines.push(`  ${n}`);
   return lines.join('\n');
 }

@@ -73,6 +73,8 @@ export interface SeriesImport {
   outside: number;
   /** Series with a single distinct timestamp (no step can be inferred); their names. */
   single: string[];
+  /** Series that could not be put on a grid (their times span too many steps), with the reason. */
+  unusable: { series: string; reason: string }[];
   /** With `rate`: counter decreases (resets, wraps) turned into missing points. */
   resets: number;
   counts: RegulariseCounts;
@@ -266,6 +268,7 @@ export async function importSeries(paths: string[], opts: SeriesImportOptions = 
   if (!lay) throw new UserError(`${files.map(shortName).join(', ')}: no header or rows`);
   const series: Series[] = [];
   const single: string[] = [];
+  const unusable: { series: string; reason: string }[] = [];
   let resets = 0;
   const counts: RegulariseCounts = {
     points: 0,
@@ -291,7 +294,18 @@ export async function importSeries(paths: string[], opts: SeriesImportOptions = 
         single.push(label(r.key, r.metric));
         continue;
       }
-      const out = regularise(r.key, r.metric, times, vals, step, opts.combine ?? 'mean');
+      let out: ReturnType<typeof regularise>;
+      try {
+        out = regularise(r.key, r.metric, times, vals, step, opts.combine ?? 'mean');
+      } catch (e) {
+        // One series whose times span too many steps (a wild timestamp) must not stop the rest.
+        if (!(e instanceof UserError)) throw e;
+        unusable.push({
+          series: label(r.key, r.metric),
+          reason: `${e.message}${e.hint ? `; ${e.hint}` : ''}`,
+        });
+        continue;
+      }
       series.push(out.series);
       for (const k of Object.keys(counts) as (keyof RegulariseCounts)[]) counts[k] += out.counts[k];
     }
@@ -309,6 +323,7 @@ export async function importSeries(paths: string[], opts: SeriesImportOptions = 
     badRows,
     outside,
     single,
+    unusable,
     resets,
     counts,
     diagnostics,

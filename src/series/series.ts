@@ -162,7 +162,7 @@ export function regularise(
   if (len > MAX_STEPS)
     throw new UserError(
       `series ${label(key, metric)}: ${len.toLocaleString('en-US')} steps of ${formatDuration(step)} between its first and last point`,
-      'give a longer --step, or check the time column (mixed seconds and milliseconds?)',
+      'give a longer --step, or look for a wild timestamp (a mistyped year, seconds mixed with milliseconds)',
     );
   const out = new Float64Array(len).fill(Number.NaN);
   const seen = new Uint32Array(len);
