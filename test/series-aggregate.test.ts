@@ -51,6 +51,64 @@ function flowCsv(flows: F[]): string {
   return `${lines.join('\n')}\n`;
 }
 
+const FLOWS: F[] = [
+  {
+    t: '2024-01-01 10:00:05',
+    src: '10.0.0.1',
+    dst: '10.9.9.9',
+    dport: 80,
+    proto: 6,
+    pk: [3, 2],
+    by: [300, 200],
+    syn: 1,
+    ack: 1,
+  },
+  {
+    t: '2024-01-01 10:00:20',
+    src: '10.0.0.2',
+    dst: '10.9.9.9',
+    dport: 80,
+    proto: 6,
+    pk: [1, 0],
+    by: [60, 0],
+    syn: 1,
+    ack: 0,
+  },
+  {
+    t: '2024-01-01 10:00:40',
+    src: '10.0.0.2',
+    dst: '10.9.9.9',
+    dport: 443,
+    proto: 6,
+    pk: [1, 0],
+    by: [60, 0],
+    syn: 1,
+    ack: 0,
+  },
+  {
+    t: '2024-01-01 10:00:50',
+    src: '10.0.0.1',
+    dst: '10.8.8.8',
+    dport: 53,
+    proto: 17,
+    pk: [1, 1],
+    by: [70, 90],
+    syn: 0,
+    ack: 0,
+  },
+  {
+    t: '2024-01-01 10:01:10',
+    src: '10.0.0.3',
+    dst: '10.9.9.9',
+    dport: 80,
+    proto: 6,
+    pk: [2, 2],
+    by: [120, 100],
+    syn: 1,
+    ack: 1,
+  },
+];
+
 function parse(csv: string): Map<string, number> {
   const m = new Map<string, number>();
   for (const l of csv.trim().split('\n').slice(1)) {
@@ -63,67 +121,7 @@ function parse(csv: string): Map<string, number> {
 describe('nadir series aggregate', () => {
   it('counts flows per bucket and destination; every figure as worked out by hand', () => {
     const dir = tmp();
-    const file = writeFile(
-      dir,
-      'flows.csv',
-      flowCsv([
-        {
-          t: '2024-01-01 10:00:05',
-          src: '10.0.0.1',
-          dst: '10.9.9.9',
-          dport: 80,
-          proto: 6,
-          pk: [3, 2],
-          by: [300, 200],
-          syn: 1,
-          ack: 1,
-        },
-        {
-          t: '2024-01-01 10:00:20',
-          src: '10.0.0.2',
-          dst: '10.9.9.9',
-          dport: 80,
-          proto: 6,
-          pk: [1, 0],
-          by: [60, 0],
-          syn: 1,
-          ack: 0,
-        },
-        {
-          t: '2024-01-01 10:00:40',
-          src: '10.0.0.2',
-          dst: '10.9.9.9',
-          dport: 443,
-          proto: 6,
-          pk: [1, 0],
-          by: [60, 0],
-          syn: 1,
-          ack: 0,
-        },
-        {
-          t: '2024-01-01 10:00:50',
-          src: '10.0.0.1',
-          dst: '10.8.8.8',
-          dport: 53,
-          proto: 17,
-          pk: [1, 1],
-          by: [70, 90],
-          syn: 0,
-          ack: 0,
-        },
-        {
-          t: '2024-01-01 10:01:10',
-          src: '10.0.0.3',
-          dst: '10.9.9.9',
-          dport: 80,
-          proto: 6,
-          pk: [2, 2],
-          by: [120, 100],
-          syn: 1,
-          ack: 1,
-        },
-      ]),
-    );
+    const file = writeFile(dir, 'flows.csv', flowCsv(FLOWS));
     const out = join(dir, 'series.csv');
     const r = nadir('series', 'aggregate', '-d', file, '--key', 'dst', '--bucket', '1m', '-o', out);
     assert.equal(r.code, 0, r.stderr);
@@ -157,6 +155,36 @@ describe('nadir series aggregate', () => {
     // 2 keys × 8 metrics, less 10.8.8.8 syn_only_ratio (it never had a TCP flow).
     assert.match(t.stderr, /→ 15 series/);
     assert.match(t.stdout, /10\.9\.9\.9 flows: too short for the baseline: 2 points/);
+  });
+
+  it('JSON lines of flow records aggregate exactly as the same flows in CSV; a broken line is reported', () => {
+    const dir = tmp();
+    const csv = writeFile(dir, 'flows.csv', flowCsv(FLOWS));
+    const records = FLOWS.map((f) =>
+      JSON.stringify({
+        srcIp: f.src,
+        dstIp: f.dst,
+        dstPort: f.dport,
+        protocol: f.proto,
+        timestamp: f.t,
+        features: {
+          'Total Fwd Packet': f.pk[0],
+          'Total Bwd packets': f.pk[1],
+          'Fwd IP Bytes': f.by[0],
+          'Bwd IP Bytes': f.by[1],
+          'SYN Flag': f.syn,
+          'ACK Flag': f.ack,
+        },
+      }),
+    );
+    records.splice(2, 0, '{"srcIp": "10.0.0.9", broken');
+    const jsonl = writeFile(dir, 'flows.jsonl', `${records.join('\n')}\n`);
+    const a = nadir('series', 'aggregate', '-d', csv, '--key', 'dst', '--bucket', '1m');
+    const b = nadir('series', 'aggregate', '-d', jsonl, '--key', 'dst', '--bucket', '1m');
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(b.stdout, a.stdout);
+    assert.match(b.stderr, /flows\.jsonl:3: not JSON/);
   });
 
   it('a spoofed SYN flood: packets, bytes and sources equal tshark on the same capture', (t) => {

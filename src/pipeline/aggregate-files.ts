@@ -1,15 +1,18 @@
 /**
  * Reads flows from files of any kind NADIR takes and feeds them to a FlowAggregator (series from
  * flows): packet captures (through the flow meter), Zeek conn.log and Suricata eve.json (flow
- * logs), and flow CSVs (`nadir flows`, `nadir collect`, CIC-IDS with a Timestamp column). The kind
- * is told by content, as `nadir detect` does.
+ * logs), JSON lines of flow records, and flow CSVs (`nadir flows`, `nadir collect`, CIC-IDS with a
+ * Timestamp column). The kind is told by content, as `nadir detect` does.
  */
+import { createReadStream } from 'node:fs';
 import { basename } from 'node:path';
+import { createInterface } from 'node:readline';
 import { sniffCaptureFormat } from '../capture/pcap.js';
 import type { Diagnostics } from '../core/diagnostics.js';
 import { NETFLOW_FEATURES, netflowFromCic } from '../features/netflow.js';
 import { FLOW_COLUMNS } from '../flow/features.js';
 import { readFlowLog, sniffFlowLog } from '../ingest/flow-logs.js';
+import { flatRecord, sniffRecordLines } from '../ingest/json-records.js';
 import { FlowReader } from '../ingest/table.js';
 import { type FlowAggregator, newFlowObs } from '../series/aggregate.js';
 import { parseTime } from '../series/import.js';
@@ -30,7 +33,7 @@ const M_ACK = col(FLOW_COLUMNS, 'ACK Flag Count');
 const NF = NETFLOW_FEATURES as readonly string[];
 
 export interface AggregateSummary {
-  files: { file: string; kind: 'capture' | 'flow-log' | 'csv'; flows: number }[];
+  files: { file: string; kind: 'capture' | 'flow-log' | 'records' | 'csv'; flows: number }[];
 }
 
 export async function aggregateFiles(
@@ -89,6 +92,32 @@ export async function aggregateFiles(
         (b) => onProgress?.(file, b),
       );
       summary.files.push({ file, kind: 'flow-log', flows: agg.flows + agg.noTime - before });
+    } else if (sniffRecordLines(file)) {
+      await readRecordLines(file, diag, (rec, exporter) => {
+        const num = (...names: string[]) => {
+          for (const n of names) {
+            const v = Number(rec[n]);
+            if (rec[n] !== undefined && rec[n] !== null && Number.isFinite(v)) return v;
+          }
+          return 0;
+        };
+        const ts = rec.Timestamp;
+        f.startMs = typeof ts === 'number' || typeof ts === 'string' ? parseTime(ts) : Number.NaN;
+        f.srcIp = String(rec['Src IP'] ?? '');
+        f.dstIp = String(rec['Dst IP'] ?? '');
+        f.dstPort = num('Dst Port');
+        f.protocol = num('Protocol');
+        f.packets = num('Total Fwd Packet') + num('Total Bwd packets');
+        // IP bytes in the NetFlow set; payload bytes in CIC's.
+        f.bytes =
+          num('Fwd IP Bytes') + num('Bwd IP Bytes') ||
+          num('Total Length of Fwd Packet') + num('Total Length of Bwd Packet');
+        f.syn = num('SYN Flag', 'SYN Flag Count') > 0;
+        f.ack = num('ACK Flag', 'ACK Flag Count') > 0;
+        f.exporter = exporter ?? basename(file);
+        agg.add(f);
+      });
+      summary.files.push({ file, kind: 'records', flows: agg.flows + agg.noTime - before });
     } else csv.push(file);
   }
   if (csv.length) {
@@ -143,4 +172,47 @@ export async function aggregateFiles(
     });
   }
   return summary;
+}
+
+/**
+ * JSON lines of flow records (FlowRecord objects as the API and `nadir collect -f jsonl` write
+ * them, or objects keyed by column names): each as one flat row of canonical names. A line that is
+ * not a JSON object is counted and reported with its number; reading goes on.
+ */
+async function readRecordLines(
+  file: string,
+  diag: Diagnostics,
+  onRecord: (rec: Record<string, unknown>, exporter: string | undefined) => void,
+): Promise<void> {
+  const rl = createInterface({ input: createReadStream(file), crlfDelay: Number.POSITIVE_INFINITY });
+  let line = 0;
+  for await (const text of rl) {
+    line++;
+    if (!text.trim()) continue;
+    let o: unknown;
+    try {
+      o = JSON.parse(text);
+    } catch (e) {
+      diag.report({
+        severity: 'warning',
+        reason: 'json',
+        file: basename(file),
+        line,
+        message: `not JSON (${(e as Error).message.slice(0, 80)}); line skipped`,
+      });
+      continue;
+    }
+    if (!o || typeof o !== 'object' || Array.isArray(o)) {
+      diag.report({
+        severity: 'warning',
+        reason: 'json',
+        file: basename(file),
+        line,
+        message: 'not a JSON object; line skipped',
+      });
+      continue;
+    }
+    const rec = o as Record<string, unknown>;
+    onRecord(flatRecord(rec), typeof rec.exporter === 'string' ? rec.exporter : undefined);
+  }
 }
