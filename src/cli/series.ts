@@ -359,7 +359,10 @@ Examples:
   series
     .command('aggregate')
     .description('series from flows: counts per time bucket and key, from captures, flow logs or flow CSVs')
-    .requiredOption('-d, --data <paths...>', 'pcap/pcapng, Zeek conn.log, Suricata eve.json, JSON lines of flow records, or flow CSVs')
+    .requiredOption(
+      '-d, --data <paths...>',
+      'pcap/pcapng, Zeek conn.log, Suricata eve.json, JSON lines of flow records, or flow CSVs',
+    )
     .addOption(
       new Option(
         '-k, --key <key>',
