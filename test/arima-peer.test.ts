@@ -3,7 +3,9 @@
  * the same simulated series. Coefficients, noise variance, multi-step forecasts and their 95%
  * intervals must agree to rounding; the AIC order choice must pick the same lag; a seasonal
  * integrated model (d = 1, D = 1, s = 24) must forecast what AutoReg on the differenced series,
- * integrated back by hand in Python, forecasts. Needs /usr/bin/python3 with statsmodels (Debian's
+ * integrated back by hand in Python, forecasts. With MA terms: the Hannan–Rissanen estimates equal
+ * statsmodels' `hannan_rissanen` (without its bias correction), and forecasts and intervals from
+ * those parameters equal statsmodels' SARIMAX state-space model's. Needs /usr/bin/python3 with statsmodels (Debian's
  * python3-statsmodels); skipped without it, except under .ci/run.
  */
 import assert from 'node:assert/strict';
@@ -36,6 +38,18 @@ if job["kind"] == "fit":
 elif job["kind"] == "select":
     sel = ar_select_order(y, maxlag=job["maxP"], ic="aic", trend="c", old_names=False)
     out = {"p": 0 if sel.ar_lags is None else len(sel.ar_lags)}
+elif job["kind"] == "hr":
+    from statsmodels.tsa.arima.estimators.hannan_rissanen import hannan_rissanen
+    from statsmodels.tsa.statespace.sarimax import SARIMAX
+    p, q, h = job["p"], job["q"], job["h"]
+    par, _ = hannan_rissanen(y, ar_order=p, ma_order=q, demean=True, unbiased=False)
+    # Forecast with NADIR's own parameters through statsmodels' state-space model.
+    mod = SARIMAX(y, order=(p, 0, q), trend="c")
+    res = mod.filter(np.r_[job["c"], job["phi"], job["theta"], job["sigma2"]])
+    fc = res.get_forecast(h)
+    ci = fc.conf_int(alpha=0.05)
+    out = {"ar": par.ar_params.tolist(), "ma": par.ma_params.tolist(), "sigma2": float(par.sigma2),
+           "mean": fc.predicted_mean.tolist(), "lower": ci[:, 0].tolist(), "upper": ci[:, 1].tolist()}
 else:
     s, h = job["s"], job["h"]
     x = y[s:] - y[:-s]          # (1 - B^s)
@@ -114,6 +128,58 @@ describe('ARIMA vs statsmodels AutoReg', () => {
       const ours = fitArima(y, { maxP: 8 }).order.p;
       const theirs = peer({ kind: 'select', y, maxP: 8 }).p as number;
       assert.equal(ours, theirs, `φ = ${phi}`);
+    }
+  });
+
+  it('ARMA(p, q) by Hannan–Rissanen equals statsmodels; forecasts and intervals equal its state-space model', (t) => {
+    if (skip(t)) return;
+    for (const [p, q, seed] of [
+      [1, 1, 6],
+      [2, 1, 7],
+      [1, 2, 8],
+    ]) {
+      // Simulate ARMA: y_t = 0.5 + Σ φ y + ε_t + Σ θ ε.
+      const phi = [0.6, -0.2].slice(0, p);
+      const th = [0.4, 0.25].slice(0, q);
+      const r = new Rng(seed);
+      const y: number[] = [];
+      const e: number[] = [];
+      for (let i = 0; i < 1300; i++) {
+        const ei = r.normal();
+        let v = 0.5 + ei;
+        phi.forEach((f, j) => {
+          if (i - j - 1 >= 0) v += f * y[i - j - 1];
+        });
+        th.forEach((f, j) => {
+          if (i - j - 1 >= 0) v += f * e[i - j - 1];
+        });
+        y.push(v);
+        e.push(ei);
+      }
+      const ys = y.slice(300);
+      const m = fitArima(ys, { p, q });
+      const f = forecast(m, ys, 8);
+      const o = peer({
+        kind: 'hr',
+        y: ys,
+        p,
+        q,
+        h: 8,
+        c: m.intercept,
+        phi: Array.from(m.phi),
+        theta: Array.from(m.theta ?? []),
+        sigma2: m.sigma2,
+      });
+      (o.ar as number[]).forEach((v, j) => close(m.phi[j], v, `ARMA(${p},${q}) φ${j + 1}`));
+      (o.ma as number[]).forEach((v, j) =>
+        close((m.theta as Float64Array)[j], v, `ARMA(${p},${q}) θ${j + 1}`),
+      );
+      close(m.sigma2, o.sigma2 as number, `ARMA(${p},${q}) σ²`);
+      for (let k = 0; k < 8; k++) {
+        close(f.mean[k], (o.mean as number[])[k], `ARMA(${p},${q}) mean ${k}`);
+        close(f.lower[k], (o.lower as number[])[k], `ARMA(${p},${q}) lower ${k}`);
+        close(f.upper[k], (o.upper as number[])[k], `ARMA(${p},${q}) upper ${k}`);
+      }
     }
   });
 

@@ -50,6 +50,7 @@ describe('router telemetry: labelled network events', () => {
     assert.ok(lstm.report.falseIncidents <= 4, `lstm: ${lstm.report.falseIncidents} false incidents`);
     const arima = await runTelemetry('arima');
     assert.ok(arima.report.hits >= 7, `arima ${arima.report.hits}/8`);
+    assert.ok(arima.report.falseIncidents <= 10, `arima: ${arima.report.falseIncidents} false incidents`);
   });
 });
 

@@ -185,6 +185,16 @@ export function addSeriesCommand(program: Command): void {
       positiveInt('--seasons'),
     )
     .option('--max-p <n>', 'arima: highest AR order tried (default 5)', positiveInt('--max-p'))
+    .option(
+      '--max-q <n>',
+      'arima: highest MA order tried (default 1; 0 for a pure AR model)',
+      (v: string) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0 || n > 5)
+          throw new InvalidArgumentError('--max-q must be an integer from 0 to 5');
+        return n;
+      },
+    )
     .option('--window <n>', 'lstm: past steps per input (default 24)', positiveInt('--window'))
     .option('--units <n>', 'lstm: units (default 24)', positiveInt('--units'))
     .option('--epochs <n>', 'lstm: training epochs at most (default 30)', positiveInt('--epochs'))
@@ -218,6 +228,7 @@ Examples:
         transform: o.transform as 'auto' | 'log' | 'none',
         seasons: o.seasons as number | undefined,
         maxP: o.maxP as number | undefined,
+        maxQ: o.maxQ as number | undefined,
         window: o.window as number | undefined,
         units: o.units as number | undefined,
         epochs: o.epochs as number | undefined,

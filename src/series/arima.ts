@@ -1,9 +1,12 @@
 /**
- * Seasonal autoregressive models on differenced series: ARIMA(p, d, 0)(0, D, 0)ₛ, fitted by
- * ordinary least squares on the differenced series (conditional likelihood), with the order p
- * chosen by AIC, one-step and multi-step forecasts with prediction intervals, and streaming
- * update (each new point is scored against its one-step forecast, then joins the history; no
- * refit). Moving-average terms are not estimated here (a long AR approximates them).
+ * Seasonal ARIMA on differenced series: ARIMA(p, d, q)(0, D, 0)ₛ. Without MA terms the AR part is
+ * fitted by ordinary least squares with an intercept (conditional likelihood; statsmodels'
+ * AutoReg gives the same numbers). With MA terms, by Hannan–Rissanen: a long autoregression by
+ * Yule–Walker gives residuals, then least squares on lagged values and lagged residuals of the
+ * demeaned series (statsmodels' `hannan_rissanen` without its bias-correction step gives the
+ * same numbers). Orders are chosen by AIC on a common set of rows. Forecasts and prediction
+ * intervals (ψ-weights of θ(B) / φ(B)(1 − B)^d(1 − Bˢ)^D), and streaming update (each new point
+ * is scored against its one-step forecast, then joins the history; no refit).
  *
  * The first building block of the time-series detectors (issue #7); the npm `arima` package
  * crashes above ~5k points (DESIGN.md), this one is linear in the series length.
@@ -12,6 +15,8 @@
 export interface ArimaOrder {
   /** AR order; with `maxP` set, the best p ≤ maxP by AIC is chosen. */
   p: number;
+  /** MA order (default 0); with `maxQ` set, chosen with p by AIC. */
+  q?: number;
   d: number;
   /** Seasonal differencing order and period (D = 0: none). */
   D: number;
@@ -23,6 +28,8 @@ export interface ArimaModel {
   /** Intercept and AR coefficients φ₁…φₚ of the differenced series. */
   intercept: number;
   phi: Float64Array;
+  /** MA coefficients θ₁…θ_q (empty without MA terms). */
+  theta?: Float64Array;
   /** Residual variance σ² of the one-step forecasts on the differenced series. */
   sigma2: number;
   aic: number;
@@ -108,11 +115,14 @@ function fitAr(x: Float64Array, p: number, start: number): Omit<ArimaModel, 'ord
 }
 
 /**
- * Fits ARIMA(p, d, 0)(0, D, 0)ₛ. With `maxP`, every p from 0 to maxP is fitted on the same rows
- * (so AICs compare) and the lowest AIC wins. Throws with a clear message when the series is too
- * short or constant after differencing.
+ * Fits ARIMA(p, d, q)(0, D, 0)ₛ. With `maxP` (and `maxQ`), every order up to them is fitted on the
+ * same rows (so AICs compare) and the lowest AIC wins. Throws with a clear message when the series
+ * is too short or constant after differencing.
  */
-export function fitArima(y: ArrayLike<number>, order: Partial<ArimaOrder> & { maxP?: number }): ArimaModel {
+export function fitArima(
+  y: ArrayLike<number>,
+  order: Partial<ArimaOrder> & { maxP?: number; maxQ?: number },
+): ArimaModel {
   const d = order.d ?? 0;
   const D = order.D ?? 0;
   const s = order.s ?? 1;
@@ -122,16 +132,155 @@ export function fitArima(y: ArrayLike<number>, order: Partial<ArimaOrder> & { ma
   const x = difference(y, d, D, s);
   const maxP = order.maxP ?? order.p ?? 1;
   const ps = order.maxP !== undefined ? Array.from({ length: maxP + 1 }, (_, i) => i) : [order.p ?? 1];
+  const maxQ = order.maxQ ?? order.q ?? 0;
+  const qs = order.maxQ !== undefined ? Array.from({ length: maxQ + 1 }, (_, i) => i) : [order.q ?? 0];
   let best: ArimaModel | null = null;
-  for (const p of ps) {
-    const m = fitAr(x, p, maxP);
-    if (m && (!best || m.aic < best.aic)) best = { ...m, order: { p, d, D, s } };
+  if (maxQ === 0) {
+    for (const p of ps) {
+      const m = fitAr(x, p, maxP);
+      if (m && (!best || m.aic < best.aic)) best = { ...m, order: { p, q: 0, d, D, s } };
+    }
+  } else {
+    const hr = hannanRissanenSetup(x, maxP, maxQ);
+    if (hr)
+      for (const p of ps)
+        for (const q of qs) {
+          const m = fitArmaHr(hr, p, q, maxQ);
+          if (m && (!best || m.aic < best.aic)) best = { ...m, order: { p, q, d, D, s } };
+        }
   }
   if (!best)
     throw new Error(
-      `arima: ${y.length} points are too few for p ≤ ${maxP}, d = ${d}, D = ${D}, s = ${s} (or the series is constant)`,
+      `arima: ${y.length} points are too few for p ≤ ${maxP}, q ≤ ${maxQ}, d = ${d}, D = ${D}, s = ${s} (or the series is constant)`,
     );
   return best;
+}
+
+/** Least squares without intercept: β for rows × k design `X` (row-major) and target `t`. */
+function ols(X: Float64Array, t: Float64Array, rows: number, k: number): Float64Array | null {
+  const A = new Float64Array(k * k);
+  const b = new Float64Array(k);
+  for (let r = 0; r < rows; r++) {
+    const o = r * k;
+    for (let i = 0; i < k; i++) {
+      b[i] += X[o + i] * t[r];
+      for (let j = 0; j < k; j++) A[i * k + j] += X[o + i] * X[o + j];
+    }
+  }
+  return k === 0 ? new Float64Array(0) : solve(A, b, k);
+}
+
+interface HrSetup {
+  /** The demeaned differenced series, its mean, and the long-AR residuals (index t; NaN before `m`). */
+  z: Float64Array;
+  mean: number;
+  resid: Float64Array;
+  m: number;
+}
+
+/**
+ * Hannan–Rissanen step 1: demean, fit a long AR(m) by Yule–Walker (autocovariances over n, as
+ * statsmodels' `method='mle'`), m = max(⌊ln(n)²⌋, 2·max(p, q)), and keep its residuals.
+ */
+function hannanRissanenSetup(x: Float64Array, maxP: number, maxQ: number): HrSetup | null {
+  const n = x.length;
+  if (n < 10) return null;
+  let mean = 0;
+  for (const v of x) mean += v;
+  mean /= n;
+  const z = x.map((v) => v - mean);
+  const m = Math.max(Math.floor(Math.log(n) ** 2), 2 * Math.max(maxP, maxQ));
+  if (n <= m + maxQ + maxP + 2) return null;
+  const r = new Float64Array(m + 1);
+  for (let k = 0; k <= m; k++) {
+    let acc = 0;
+    for (let t = k; t < n; t++) acc += z[t] * z[t - k];
+    r[k] = acc / n;
+  }
+  if (!(r[0] > 0)) return null;
+  // Levinson–Durbin.
+  let phi = new Float64Array(0);
+  let v = r[0];
+  for (let k = 1; k <= m; k++) {
+    let acc = r[k];
+    for (let j = 1; j < k; j++) acc -= phi[j - 1] * r[k - j];
+    const kappa = acc / v;
+    const next = new Float64Array(k);
+    for (let j = 1; j < k; j++) next[j - 1] = phi[j - 1] - kappa * phi[k - j - 1];
+    next[k - 1] = kappa;
+    phi = next;
+    v *= 1 - kappa * kappa;
+    if (!(v > 0)) return null;
+  }
+  const resid = new Float64Array(n).fill(Number.NaN);
+  for (let t = m; t < n; t++) {
+    let f = 0;
+    for (let j = 1; j <= m; j++) f += phi[j - 1] * z[t - j];
+    resid[t] = z[t] - f;
+  }
+  return { z, mean, resid, m };
+}
+
+/**
+ * Whether 1 + θ₁B + … + θ_qB^q is invertible (its roots outside the unit circle): the weights of
+ * its inverse, π_k = −Σ θⱼ π_{k−j}, die out.
+ */
+export function invertible(theta: ArrayLike<number>): boolean {
+  const q = theta.length;
+  if (q === 0) return true;
+  const K = 600;
+  const pi = new Float64Array(K);
+  pi[0] = 1;
+  let tail = 0;
+  for (let k = 1; k < K; k++) {
+    let v = 0;
+    for (let j = 1; j <= q && j <= k; j++) v -= theta[j - 1] * pi[k - j];
+    pi[k] = v;
+    if (!Number.isFinite(v)) return false;
+    if (k >= K - 100) tail = Math.max(tail, Math.abs(v));
+  }
+  return tail < 1e-3;
+}
+
+/** Hannan–Rissanen step 2 for one (p, q), on rows t ≥ m + maxQ (the same for every order). */
+function fitArmaHr(h: HrSetup, p: number, q: number, maxQ: number): Omit<ArimaModel, 'order'> | null {
+  const start = h.m + maxQ;
+  const rows = h.z.length - start;
+  const k = p + q;
+  if (rows <= k + 1) return null;
+  const X = new Float64Array(rows * k);
+  const t = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    const i = start + r;
+    t[r] = h.z[i];
+    for (let j = 1; j <= p; j++) X[r * k + j - 1] = h.z[i - j];
+    for (let j = 1; j <= q; j++) X[r * k + p + j - 1] = h.resid[i - j];
+  }
+  const beta = ols(X, t, rows, k);
+  if (!beta) return null;
+  let sse = 0;
+  for (let r = 0; r < rows; r++) {
+    let f = 0;
+    for (let j = 0; j < k; j++) f += X[r * k + j] * beta[j];
+    sse += (t[r] - f) ** 2;
+  }
+  const phi = beta.slice(0, p);
+  const theta = beta.slice(p);
+  // A non-invertible MA part makes the innovations of the streaming recursion grow without
+  // bound: such an order is not a candidate.
+  if (!invertible(theta)) return null;
+  let sumPhi = 0;
+  for (const f of phi) sumPhi += f;
+  return {
+    // The demeaned model as an intercept: x − μ = Σφ(x − μ) + … ⇒ c = μ(1 − Σφ).
+    intercept: h.mean * (1 - sumPhi),
+    phi,
+    theta,
+    // As statsmodels' OLS scale: the residual sum of squares over the residual degrees of freedom.
+    sigma2: sse / Math.max(1, rows - k),
+    aic: rows * Math.log(sse / rows > 0 ? sse / rows : Number.MIN_VALUE) + 2 * (k + 1),
+    n: rows,
+  };
 }
 
 /**
@@ -167,19 +316,30 @@ export function forecast(
   z = 1.959963984540054,
 ): { mean: Float64Array; lower: Float64Array; upper: Float64Array } {
   const poly = Array.from(arPolynomial(m));
+  const theta = m.theta ?? new Float64Array(0);
+  const L = poly.length - 1;
   const hist = Array.from(y);
+  // One-step innovations over the history (conditional: 0 until the polynomial has its history).
+  const eps: number[] = new Array(hist.length).fill(0);
+  const oneStep = (i: number) => {
+    let f = m.intercept;
+    for (let j = 1; j <= L; j++) f -= poly[j] * hist[i - j];
+    for (let j = 1; j <= theta.length; j++) f += theta[j - 1] * (eps[i - j] ?? 0);
+    return f;
+  };
+  if (theta.length) for (let i = L; i < hist.length; i++) eps[i] = hist[i] - oneStep(i);
   const mean = new Float64Array(h);
   for (let t = 0; t < h; t++) {
-    let f = m.intercept;
-    for (let j = 1; j < poly.length; j++) f -= poly[j] * hist[hist.length - j];
+    const f = oneStep(hist.length);
     mean[t] = f;
     hist.push(f);
+    eps.push(0);
   }
-  // ψ-weights of 1 / a(B): ψ₀ = 1, ψ_k = −Σ aⱼ ψ_{k−j}.
+  // ψ-weights of θ(B) / a(B): ψ₀ = 1, ψ_k = θ_k − Σ aⱼ ψ_{k−j}.
   const psi = new Float64Array(h);
   psi[0] = 1;
   for (let k = 1; k < h; k++) {
-    let v = 0;
+    let v = k <= theta.length ? theta[k - 1] : 0;
     for (let j = 1; j < poly.length && j <= k; j++) v -= poly[j] * psi[k - j];
     psi[k] = v;
   }

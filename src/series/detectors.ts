@@ -12,9 +12,10 @@
  *              much the points before now differ from the points before it (today's level).
  *              Without a season it is a rolling median of the last points. Robust and
  *              explainable: "expected 41k, like the 7 most similar past days at 14:00".
- *   arima      seasonal ARIMA(p, d, 0)(0, D, 0)ₛ (arima.ts) with d and D chosen by the variance
- *              rule (the least-variance differencing; over-differencing raises it) and p by AIC;
- *              the one-step forecast from the state, the scale from the training residuals' MAD.
+ *   arima      seasonal ARIMA(p, d, q)(0, D, 0)ₛ (arima.ts) with d and D chosen by the variance
+ *              rule (the least-variance differencing; over-differencing raises it) and p ≤ 5,
+ *              q ≤ 1 by AIC (Hannan–Rissanen); the one-step forecast from the state (values and
+ *              innovations), the scale from the training residuals' MAD.
  *   lstm       see lstm.ts.
  */
 import { UserError } from '../core/diagnostics.js';
@@ -297,19 +298,31 @@ export interface ArimaDetectorParams {
 export class ArimaDetector implements SeriesDetector {
   readonly kind = 'arima';
   readonly ring: Ring;
+  /** One-step innovations ε (MA terms), latest at lag 1. */
+  readonly eps: Ring;
   private readonly poly: Float64Array;
+  private readonly theta: Float64Array;
 
   constructor(readonly p: ArimaDetectorParams) {
     this.poly = arPolynomial(p.model);
+    this.theta = p.model.theta ?? new Float64Array(0);
     this.ring = new Ring(this.poly.length - 1);
+    this.eps = new Ring(Math.max(1, this.theta.length));
   }
 
-  /** Forecast from the history, or NaN while the history is shorter than the polynomial. */
+  /**
+   * Forecast from the history: c − Σ aⱼ y_{t−j} + Σ θⱼ ε_{t−j}; NaN while the history is shorter
+   * than the polynomial.
+   */
   private forecast(): number {
     const L = this.poly.length - 1;
     if (this.ring.size < L) return Number.NaN;
     let f = this.p.model.intercept;
     for (let j = 1; j <= L; j++) f -= this.poly[j] * this.ring.lag(j);
+    for (let j = 1; j <= this.theta.length; j++) {
+      const e = this.eps.lag(j);
+      if (!Number.isNaN(e)) f += this.theta[j - 1] * e;
+    }
     return f;
   }
 
@@ -322,12 +335,16 @@ export class ArimaDetector implements SeriesDetector {
   }
 
   learn(_t: number, v: number): void {
-    if (Number.isFinite(v)) this.ring.push(v);
-    else {
-      // A missing point: the forecast stands in (the conditional expectation), or, early on,
-      // the last value.
-      const f = this.forecast();
+    const f = this.forecast();
+    if (Number.isFinite(v)) {
+      this.ring.push(v);
+      // The innovation (0 while there is no forecast yet, as the conditional fit assumes).
+      this.eps.push(Number.isFinite(f) ? v - f : 0);
+    } else {
+      // A missing point: the forecast stands in (the conditional expectation; its innovation is
+      // 0), or, early on, the last value.
       this.ring.push(Number.isFinite(f) ? f : this.ring.size ? this.ring.lag(1) : Number.NaN);
+      this.eps.push(0);
     }
   }
 
@@ -339,12 +356,13 @@ export class ArimaDetector implements SeriesDetector {
         order: m.order,
         intercept: m.intercept,
         phi: Array.from(m.phi),
+        theta: Array.from(this.theta),
         sigma2: m.sigma2,
         aic: m.aic,
         n: m.n,
         scale: this.p.scale,
       },
-      state: { ring: this.ring.toJSON() },
+      state: { ring: this.ring.toJSON(), eps: this.eps.toJSON() },
     };
   }
 
@@ -353,6 +371,7 @@ export class ArimaDetector implements SeriesDetector {
       order: ArimaModel['order'];
       intercept: number;
       phi: number[];
+      theta?: number[];
       sigma2: number;
       aic: number;
       n: number;
@@ -363,16 +382,22 @@ export class ArimaDetector implements SeriesDetector {
         order: q.order,
         intercept: q.intercept,
         phi: Float64Array.from(q.phi),
+        theta: Float64Array.from(q.theta ?? []),
         sigma2: q.sigma2,
         aic: q.aic,
         n: q.n,
       },
       scale: q.scale,
     });
-    const ring = Ring.from(s.state.ring as { values: string; pos: number; size: number }, d.ring.capacity);
-    d.ring.buf.set(ring.buf);
-    d.ring.pos = ring.pos;
-    d.ring.size = ring.size;
+    const restoreRing = (into: Ring, j: unknown) => {
+      if (!j) return;
+      const r = Ring.from(j as { values: string; pos: number; size: number }, into.capacity);
+      into.buf.set(r.buf);
+      into.pos = r.pos;
+      into.size = r.size;
+    };
+    restoreRing(d.ring, s.state.ring);
+    restoreRing(d.eps, s.state.eps);
     return d;
   }
 }
@@ -394,13 +419,15 @@ export function interpolateGaps(values: Float64Array): Float64Array {
 
 export interface ArimaOptions {
   maxP?: number;
+  /** Highest MA order tried (default 1; 0: an AR model by plain least squares). */
+  maxQ?: number;
   d?: number;
   D?: number;
 }
 
 /**
  * Fits the ARIMA detector's model: d ∈ {0, 1} and (with a season) D ∈ {0, 1} by least variance
- * of the differenced series unless given, then p ≤ maxP by AIC. Gaps are interpolated for the
+ * of the differenced series unless given, then p ≤ maxP and q ≤ maxQ by AIC. Gaps are interpolated for the
  * fit only. Throws a UserError naming what is missing when the series is too short.
  */
 export function fitArimaModel(values: Float64Array, period: number, o: ArimaOptions = {}): ArimaModel {
@@ -425,5 +452,5 @@ export function fitArimaModel(values: Float64Array, period: number, o: ArimaOpti
       if (!best || v < best.v * 0.95) best = { d, D, v };
     }
   const b = best as { d: number; D: number };
-  return fitArima(y, { d: b.d, D: b.D, s: period, maxP });
+  return fitArima(y, { d: b.d, D: b.D, s: period, maxP, maxQ: o.maxQ ?? 1 });
 }
