@@ -360,7 +360,20 @@ Examples:
       }
       if (o.json) {
         process.stdout.write(
-          `${JSON.stringify({ ...result.summary, rows: result.rows, savedVersion: saved?.version ?? null }, null, 2)}\n`,
+          `${JSON.stringify(
+            {
+              ...result.summary,
+              rows: result.rows.map((r) => ({
+                ...r,
+                worst: r.worst
+                  ? { time: iso(r.worst.t), value: r.worst.value, expected: r.worst.expected }
+                  : null,
+              })),
+              savedVersion: saved?.version ?? null,
+            },
+            null,
+            2,
+          )}\n`,
         );
         return;
       }
@@ -457,7 +470,7 @@ Examples:
 Columns: Timestamp, key, metric, value, weekday, hour, segment (night/morning/afternoon/evening),
 weekend, holiday, then per window W: mean_W, std_W, robust_z_W (against the W points before), then
 trend, seasonal, remainder (classical decomposition with the median per phase). The calendar
-columns are categories: \`nadir train --data features.csv --detector hybrid --categorical
+columns are categories: \`nadir train --data features.csv --detector hybrid-autoencoder --categorical
 weekday,segment,weekend,holiday\` trains the hybrid autoencoder on them.`,
     )
     .action(async (o: ImportFlags & Record<string, string | string[] | boolean | undefined>) => {
