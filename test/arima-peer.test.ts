@@ -170,10 +170,11 @@ describe('ARIMA vs statsmodels AutoReg', () => {
         theta: Array.from(m.theta ?? []),
         sigma2: m.sigma2,
       });
-      (o.ar as number[]).forEach((v, j) => close(m.phi[j], v, `ARMA(${p},${q}) φ${j + 1}`));
-      (o.ma as number[]).forEach((v, j) =>
-        close((m.theta as Float64Array)[j], v, `ARMA(${p},${q}) θ${j + 1}`),
-      );
+      const ar = o.ar as number[];
+      const ma = o.ma as number[];
+      for (let k = 0; k < ar.length; k++) close(m.phi[k], ar[k], `ARMA(${p},${q}) φ${k + 1}`);
+      for (let k = 0; k < ma.length; k++)
+        close((m.theta as Float64Array)[k], ma[k], `ARMA(${p},${q}) θ${k + 1}`);
       close(m.sigma2, o.sigma2 as number, `ARMA(${p},${q}) σ²`);
       for (let k = 0; k < 8; k++) {
         close(f.mean[k], (o.mean as number[])[k], `ARMA(${p},${q}) mean ${k}`);
