@@ -165,4 +165,73 @@ describe('series in nadir serve', () => {
       await plain.srv.app.close();
     }
   });
+
+  it('series from the service’s own flows: a destination that falls silent is a drop', {
+    timeout: 60_000,
+  }, async () => {
+    // Models trained on `series aggregate`-shaped data: flows per destination, 1 s buckets.
+    const lines = ['timestamp,dst,metric,value'];
+    const r0 = Date.parse('2024-01-01T00:00:00Z');
+    for (let i = 0; i < 120; i++)
+      for (const d of ['10.0.0.1', '10.0.0.2'])
+        lines.push(
+          `${new Date(r0 + i * 1000).toISOString()},${d},flows,${20 + ((i * 7 + d.length) % 5) - 2}`,
+        );
+    const data = writeFile(dir, 'per-dst.csv', `${lines.join('\n')}\n`);
+    const out = join(dir, 'live-models');
+    const tr = spawnSync(
+      process.execPath,
+      [CLI, 'series', 'train', '-d', data, '-k', 'dst', '--period', 'none', '-o', out, '-q'],
+      {
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(tr.status, 0, tr.stderr);
+    const { srv, base } = await start(join(dir, 'data4'), out);
+    try {
+      const list = await json(fetch(`${base}/series`));
+      assert.deepEqual(list.from_flows, { key: 'dst', bucket_seconds: 1 });
+      const flow = (dst: string, i: number) => ({
+        srcIp: `192.0.2.${i % 50}`,
+        dstIp: dst,
+        srcPort: 40000 + i,
+        dstPort: 443,
+        protocol: 6,
+        features: { 'Flow Duration': 1000, 'Total Fwd Packet': 3, 'Total Bwd packets': 2 },
+      });
+      const send = async (dsts: string[], ms: number) => {
+        const end = Date.now() + ms;
+        let i = 0;
+        while (Date.now() < end) {
+          const records = dsts.flatMap((d) => [flow(d, i++), flow(d, i++)]);
+          const res = await fetch(`${base}/detect`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+            body: JSON.stringify({ records }),
+          });
+          assert.equal(res.status, 200);
+          await new Promise((res2) => setTimeout(res2, 100));
+        }
+      };
+      await send(['10.0.0.1', '10.0.0.2'], 4000);
+      await send(['10.0.0.2'], 4000); // 10.0.0.1 falls silent
+      await new Promise((res) => setTimeout(res, 1500));
+      const anomalies = await json(
+        fetch(`${base}/anomalies?limit=100`, { headers: { authorization: `Bearer ${KEY}` } }),
+      );
+      const series = anomalies.items.filter((p: { flow_id: string }) => p.flow_id?.startsWith('series:'));
+      const silent = series.filter(
+        (p: { flow_id: string; threat_type: string }) =>
+          p.flow_id === 'series:10.0.0.1/flows' && p.threat_type === 'series drop',
+      );
+      assert.ok(
+        silent.length >= 1,
+        `no drop for the silent destination: ${JSON.stringify(series.map((p: { flow_id: string }) => p.flow_id))}`,
+      );
+      const steady = series.filter((p: { flow_id: string }) => p.flow_id === 'series:10.0.0.2/flows');
+      assert.ok(steady.length <= 1, `${steady.length} anomalies on the steady destination`);
+    } finally {
+      await srv.app.close();
+    }
+  });
 });

@@ -357,7 +357,10 @@ Examples:
         `nadir serve: listening on ${base} (API docs ${base}/docs)\n` +
           `  store: ${store.kind} ${store.location}\n  ${mode}\n  ${keyNote}\n` +
           (server.series
-            ? `  series: ${server.series.list().length} models (v${server.series.version} of ${server.series.dir}); POST points to ${base}/api/v1/series/points\n`
+            ? `  series: ${server.series.list().length} models (v${server.series.version} of ${server.series.dir}); POST points to ${base}/api/v1/series/points\n` +
+              (server.series.live
+                ? `  series from flows: every flow received is counted per ${server.series.live.key} in ${server.series.live.bucketMs / 1000} s buckets and scored\n`
+                : '')
             : ''),
       );
       // Flags win over the config file's server section.

@@ -9,8 +9,23 @@
  * Points are placed on their model's grid (time rounded down to the step). A point for a step
  * already scored is refused as `late` (send one value per step; aggregate upstream), steps
  * skipped between points count as missing, and points of series without a model are `no-model`.
+ *
+ * Series from the service's own flows: when the set was trained on `nadir series aggregate`
+ * output (its key column is one of the aggregate keys, its metrics aggregate metrics, one step),
+ * every flow the service receives (`/detect`, collectors, learning mode too) is counted into the
+ * bucket of its arrival; each bucket, once closed (its end plus a grace of a quarter bucket, at
+ * most 15 s), is scored for every key with a model — a key that fell silent scores 0 flows. The
+ * bucket the service started in is partial and is not scored.
  */
 import type { Contribution } from '../core/records.js';
+import type { DecodedRecords } from '../ingest/json-records.js';
+import {
+  AGGREGATE_KEYS,
+  AGGREGATE_METRICS,
+  type AggregateKey,
+  FlowAggregator,
+  newFlowObs,
+} from '../series/aggregate.js';
 import { parseTime } from '../series/import.js';
 import { newPoint, type SavedSeriesModel, SeriesModel } from '../series/model.js';
 import { loadSeriesSet, type SeriesSet, saveSeriesSet, seriesId } from '../series/registry.js';
@@ -47,10 +62,37 @@ export interface SeriesPointOut {
 /** Most missing steps filled between two points of one series (beyond: the state jumps). */
 const MAX_FILL = 100_000;
 
+/** How a series set was made from flows, when it was (`nadir series aggregate` output). */
+export interface LiveFlows {
+  key: AggregateKey;
+  bucketMs: number;
+}
+
+export function liveFlowsOf(set: SeriesSet): LiveFlows | null {
+  const d = set.manifest.data;
+  if (d.format !== 'long' || d.keyColumns.length !== 1 || !set.models.length) return null;
+  const col = d.keyColumns[0];
+  const key = (col === 'key' ? 'none' : col) as AggregateKey;
+  if (!AGGREGATE_KEYS.includes(key)) return null;
+  if (!d.metrics.every((m) => (AGGREGATE_METRICS as readonly string[]).includes(m))) return null;
+  const step = set.models[0].step;
+  if (!set.models.every((m) => m.step === step)) return null;
+  return { key, bucketMs: step };
+}
+
 export class SeriesService {
   private readonly models = new Map<string, SeriesModel>();
   private scored = 0;
   readonly set: SeriesSet;
+  /** Flows counted into series (when the set was made from flows). */
+  readonly live: LiveFlows | null;
+  private readonly agg: FlowAggregator | null;
+  private readonly liveKeys: string[];
+  private readonly obs = newFlowObs();
+  private timer: NodeJS.Timeout | null = null;
+  /** The first bucket that is scored (the one after the service saw its first flow). */
+  private firstFull: number | null = null;
+  private draining: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly dir: string,
@@ -62,6 +104,80 @@ export class SeriesService {
   ) {
     this.set = loadSeriesSet(dir);
     for (const m of this.set.models) this.models.set(seriesId(m.key, m.metric), SeriesModel.restore(m));
+    this.live = liveFlowsOf(this.set);
+    this.agg = this.live ? new FlowAggregator(this.live.bucketMs, this.live.key) : null;
+    this.liveKeys = [...new Set(this.set.models.map((m) => m.key))];
+    if (this.live) {
+      const every = Math.max(250, Math.min(5_000, this.live.bucketMs / 4));
+      this.timer = setInterval(() => void this.tick(), every);
+      this.timer.unref();
+    }
+  }
+
+  /** Counts decoded flows (the service's /detect and collector batches) into the live buckets. */
+  observe(dec: DecodedRecords, now: number): void {
+    const agg = this.agg;
+    if (!agg || !this.live) return;
+    if (this.firstFull === null) this.firstFull = Math.floor(now / this.live.bucketMs) + 1;
+    const names = dec.rows.plan.numericNames;
+    const k = names.length;
+    const col = (...cands: string[]) => {
+      for (const c of cands) {
+        const i = names.indexOf(c);
+        if (i >= 0) return i;
+      }
+      return -1;
+    };
+    const fwd = col('Total Fwd Packet');
+    const bwd = col('Total Bwd packets');
+    const fb = col('Fwd IP Bytes', 'Total Length of Fwd Packet');
+    const bb = col('Bwd IP Bytes', 'Total Length of Bwd Packet');
+    const syn = col('SYN Flag', 'SYN Flag Count');
+    const ack = col('ACK Flag', 'ACK Flag Count');
+    const v = (i: number, j: number) => {
+      if (j < 0) return 0;
+      const x = dec.rows.numeric[i * k + j];
+      return Number.isFinite(x) ? x : 0;
+    };
+    const f = this.obs;
+    for (let i = 0; i < dec.rows.n; i++) {
+      f.startMs = now;
+      f.srcIp = dec.ids.srcIp[i] ?? '';
+      f.dstIp = dec.ids.dstIp[i] ?? '';
+      f.dstPort = dec.ids.dstPort[i] ?? 0;
+      f.protocol = dec.ids.protocol[i] ?? 0;
+      f.packets = v(i, fwd) + v(i, bwd);
+      f.bytes = v(i, fb) + v(i, bb);
+      f.syn = v(i, syn) > 0;
+      f.ack = v(i, ack) > 0;
+      f.exporter = '';
+      agg.add(f);
+    }
+  }
+
+  /** Scores the live buckets that have closed. Serialised: one drain at a time. */
+  tick(now = Date.now()): Promise<unknown> {
+    const run = this.draining.then(async () => {
+      if (!this.agg || !this.live || this.firstFull === null) return;
+      const grace = Math.min(15_000, this.live.bucketMs / 4);
+      const end = Math.floor((now - grace) / this.live.bucketMs);
+      if (end <= this.firstFull) {
+        // Forget the partial first bucket(s) without scoring them.
+        for (const _ of this.agg.drain(Math.min(end, this.firstFull), [])) {
+          // discarded
+        }
+        return;
+      }
+      for (const _ of this.agg.drain(this.firstFull, [])) {
+        // the partial bucket the service started in
+      }
+      const points: SeriesPointIn[] = [];
+      for (const [time, key, metric, value] of this.agg.drain(end, this.liveKeys))
+        if (this.models.has(seriesId(key, metric))) points.push({ time, key, metric, value });
+      if (points.length) await this.score(points);
+    });
+    this.draining = run.catch((e) => this.log.error(`series from flows: ${(e as Error).message}`));
+    return this.draining;
   }
 
   get version(): number {
@@ -189,7 +305,10 @@ export class SeriesService {
   }
 
   /** Saves the advanced state as a new version when points were scored since loading. */
-  close(): void {
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.draining;
     if (!this.scored) return;
     const models = [...this.models.values()].map((m) => m.save());
     const saved = saveSeriesSet(

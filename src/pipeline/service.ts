@@ -194,6 +194,8 @@ export interface ServiceOptions {
   metrics: Metrics;
   config: ServiceConfig;
   log: Log;
+  /** Called with every decoded batch of flows (scored or learned from), at its arrival time. */
+  onFlows?: (dec: DecodedRecords, now: number) => void;
   /** Called with every new anomaly batch (the alert engine). */
   onAnomalies?: (
     anomalies: { verdict: ApiVerdict; ts: number; features: Record<string, number> | null }[],
@@ -328,6 +330,7 @@ export class DetectionService extends EventEmitter {
     if (!cur) return this.learn(records, basePath, source, true);
     const dec = cur.decoder.decode(records, basePath);
     if (dec.problems.length) throw new RecordsError(dec.problems);
+    this.opts.onFlows?.(dec, Date.now());
     const res = await cur.model.scoreAsync(dec.rows);
     const thr = this.config.detection.threshold ?? cur.model.threshold;
     const cls = cur.model.detector.classify?.(res.x);
@@ -411,6 +414,7 @@ export class DetectionService extends EventEmitter {
     if (dec.problems.length) throw new RecordsError(dec.problems);
     const n = dec.rows.n;
     const now = Date.now();
+    this.opts.onFlows?.(dec, now);
     const verdicts: ApiVerdict[] = [];
     for (let i = 0; i < n; i++) verdicts.push(this.verdictOf(dec, i, null, null, null, false, null));
     if (store && this.config.detection.storeNormal) {

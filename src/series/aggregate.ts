@@ -127,6 +127,10 @@ export class FlowAggregator {
       this.noTime++;
       return;
     }
+    if (this.isLate(f.startMs)) {
+      this.late++;
+      return;
+    }
     this.flows++;
     const b = Math.floor(f.startMs / this.bucketMs);
     let row = this.cells.get(b);
@@ -176,8 +180,45 @@ export class FlowAggregator {
     const buckets = [...this.cells.keys()].sort((a, b) => a - b);
     const keys = new Set<string>();
     for (const row of this.cells.values()) for (const k of row.keys()) keys.add(k);
-    const sortedKeys = [...keys].sort(new Intl.Collator('en', { numeric: true }).compare);
-    for (let b = buckets[0]; b <= buckets[buckets.length - 1]; b++) {
+    yield* this.emit(buckets[0], buckets[buckets.length - 1] + 1, [...keys]);
+  }
+
+  /**
+   * Streaming: the rows of every bucket before `endBucket` not drained yet (from the one after the
+   * last drained, or the earliest held), then forgets them. `keys` get rows even in buckets where
+   * they had no flow (the keys that have models, so their silence is scored).
+   */
+  *drain(endBucket: number, keys: Iterable<string>): Generator<[string, string, string, number]> {
+    let from = this.drainedTo;
+    if (from === null) {
+      if (!this.cells.size) return;
+      from = Math.min(...this.cells.keys());
+    }
+    if (endBucket <= from) return;
+    const all = new Set(keys);
+    for (const [b, row] of this.cells) if (b < endBucket) for (const k of row.keys()) all.add(k);
+    yield* this.emit(from, endBucket, [...all]);
+    for (const b of [...this.cells.keys()])
+      if (b < endBucket) {
+        this.size -= this.cells.get(b)?.size ?? 0;
+        this.cells.delete(b);
+      }
+    this.drainedTo = endBucket;
+  }
+
+  /** Bucket index before which everything was drained (null before the first drain). */
+  private drainedTo: number | null = null;
+  /** Flows that arrived for a bucket already drained (not counted). */
+  late = 0;
+
+  /** Whether a flow at `ms` falls into a bucket already drained. */
+  isLate(ms: number): boolean {
+    return this.drainedTo !== null && Math.floor(ms / this.bucketMs) < this.drainedTo;
+  }
+
+  private *emit(from: number, to: number, keyList: string[]): Generator<[string, string, string, number]> {
+    const sortedKeys = keyList.sort(new Intl.Collator('en', { numeric: true }).compare);
+    for (let b = from; b < to; b++) {
       const t = new Date(b * this.bucketMs).toISOString();
       const row = this.cells.get(b);
       for (const k of sortedKeys) {

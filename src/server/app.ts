@@ -243,19 +243,28 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
       for (const l of streamListeners) l('alert', alertDocument(a, []));
     },
   );
+  // Series models, when given, also count the service's own flows (see series-service.ts).
+  let series: SeriesService | null = null;
   const service = new DetectionService({
     store,
     registry,
     metrics,
     config,
     log,
+    onFlows: (dec, now) => series?.observe(dec, now),
     onAnomalies: (batch) => alerts.handle(batch),
   });
   await service.start();
-  const series = opts.seriesModel
+  series = opts.seriesModel
     ? new SeriesService(opts.seriesModel, service.predictions, log, (batch) => alerts.handle(batch))
     : null;
-  if (series) log.info(`series models: ${series.list().length} from ${series.set.path}`);
+  if (series)
+    log.info(
+      `series models: ${series.list().length} from ${series.set.path}` +
+        (series.live
+          ? `; counting the service's flows per ${series.live.key} every ${series.live.bucketMs / 1000} s`
+          : ''),
+    );
 
   app.setErrorHandler((err: FastifyError | HttpError | RecordsError, req, reply) => {
     let status = 500;
@@ -546,6 +555,9 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
           return {
             version: series.version,
             path: series.set.path,
+            from_flows: series.live
+              ? { key: series.live.key, bucket_seconds: series.live.bucketMs / 1000 }
+              : null,
             series: series.list().map((m) => ({
               key: m.key,
               metric: m.metric,
@@ -878,7 +890,7 @@ export async function buildServer(opts: ServerOptions): Promise<Server> {
   app.addHook('onClose', async () => {
     clearInterval(retention);
     try {
-      series?.close();
+      await series?.close();
     } catch (e) {
       app.log.error(`series state not saved: ${(e as Error).message}`);
     }
