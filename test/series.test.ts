@@ -14,7 +14,7 @@ import { Rng } from '../src/core/rng.js';
 import { fitArima, forecast } from '../src/series/arima.js';
 import { ArimaDetector, type Forecast, robustScale } from '../src/series/detectors.js';
 import { evaluateEvents } from '../src/series/evaluate.js';
-import { calendarFeatures, decompose, rollingStats } from '../src/series/features.js';
+import { calendarFeatures, checkTimeZone, decompose, rollingStats } from '../src/series/features.js';
 import { counterRates, importSeries, parseTime } from '../src/series/import.js';
 import {
   chooseTransform,
@@ -507,6 +507,22 @@ describe('time features', () => {
     assert.equal(xmas.holiday, true);
     assert.equal(xmas.segment, 'night');
     assert.equal(calendarFeatures(Date.parse('2024-01-06T20:00:00Z'), cal).weekend, true);
+  });
+
+  it('calendar in a time zone: local weekday, hour, holiday; an unknown zone is refused', () => {
+    const cal = { holidays: new Set(['2024-01-02']), timeZone: 'Europe/Prague' };
+    // 2024-01-01 23:30 UTC is Tuesday 00:30 in Prague (UTC+1 in winter), a holiday in this list.
+    assert.deepEqual(calendarFeatures(Date.parse('2024-01-01T23:30:00Z'), cal), {
+      weekday: 'Tue',
+      hour: 0,
+      segment: 'night',
+      weekend: false,
+      holiday: true,
+    });
+    // Summer time: 2024-07-06 22:00 UTC is Sunday 00:00 in Prague (UTC+2).
+    const summer = calendarFeatures(Date.parse('2024-07-06T22:00:00Z'), cal);
+    assert.deepEqual([summer.weekday, summer.hour, summer.weekend], ['Sun', 0, true]);
+    assert.throws(() => checkTimeZone('Mars/Olympus'), /not a time zone/);
   });
 
   it('rolling statistics equal a naive recomputation over the previous W points', () => {

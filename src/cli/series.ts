@@ -9,7 +9,13 @@ import { expandPaths } from '../ingest/table.js';
 import { aggregateFiles } from '../pipeline/aggregate-files.js';
 import { AGGREGATE_KEYS, type AggregateKey, FlowAggregator } from '../series/aggregate.js';
 import { SERIES_DETECTORS, type SeriesDetectorKind } from '../series/detectors.js';
-import { type Calendar, loadHolidays, seriesFeatureHeader, seriesFeatureRows } from '../series/features.js';
+import {
+  type Calendar,
+  checkTimeZone,
+  loadHolidays,
+  seriesFeatureHeader,
+  seriesFeatureRows,
+} from '../series/features.js';
 import { importSeries, parseTime, type SeriesImport, type SeriesImportOptions } from '../series/import.js';
 import {
   fitSeriesModel,
@@ -461,6 +467,7 @@ Examples:
       .description('time features per point (calendar, rolling statistics, robust z, decomposition) as CSV'),
   )
     .option('--holidays <file>', 'dates (YYYY-MM-DD, one per line) that count as holidays')
+    .option('--timezone <zone>', 'calendar columns in this IANA time zone, e.g. Europe/Prague (default UTC)')
     .option('--windows <steps>', 'rolling windows in steps, comma-separated (default 6,24,168)', list)
     .option('--period <period>', 'season for the decomposition: auto, none, 1d, 1w or steps', 'auto')
     .option('-o, --output <file>', 'write here instead of stdout')
@@ -482,7 +489,10 @@ weekday,segment,weekend,holiday\` trains the hybrid autoencoder on them.`,
         if (!Number.isInteger(n) || n < 2) throw new InvalidArgumentError('--windows takes integers ≥ 2');
         return n;
       });
-      const cal: Calendar = { holidays: o.holidays ? loadHolidays(String(o.holidays)) : new Set() };
+      const cal: Calendar = {
+        holidays: o.holidays ? loadHolidays(String(o.holidays)) : new Set(),
+        timeZone: o.timezone ? checkTimeZone(String(o.timezone)) : undefined,
+      };
       const out = o.output ? createWriteStream(String(o.output)) : process.stdout;
       out.write(`${seriesFeatureHeader(windows).join(',')}\n`);
       for (const s of im.series)

@@ -1,7 +1,7 @@
 /**
  * Time features of a regular series, for the hybrid autoencoder and for people: calendar
- * categories (weekday, hour, segment of day, weekend, holiday from a configurable date list; all
- * in UTC), rolling statistics over several window lengths (mean, standard deviation, and a robust
+ * categories (weekday, hour, segment of day, weekend, holiday from a configurable date list; in
+ * UTC or a given IANA time zone), rolling statistics over several window lengths (mean, standard deviation, and a robust
  * z-score of each point against the W points before it), and a classical seasonal decomposition
  * (trend = centred moving average over one season, seasonal = median per phase of the detrended
  * series, remainder = the rest).
@@ -12,8 +12,45 @@ import { MAD_TO_SD } from './detectors.js';
 import { parsePeriod, type Series } from './series.js';
 
 export interface Calendar {
-  /** Holiday dates as YYYY-MM-DD (UTC). */
+  /** Holiday dates as YYYY-MM-DD (in `timeZone`). */
   holidays: Set<string>;
+  /** IANA time zone of the calendar (default UTC), e.g. `Europe/Prague`. */
+  timeZone?: string;
+}
+
+const zoneFormats = new Map<string, Intl.DateTimeFormat>();
+
+/** Checks an IANA zone name; throws a UserError naming an example when it is unknown. */
+export function checkTimeZone(zone: string): string {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+  } catch {
+    throw new UserError(
+      `--timezone '${zone}' is not a time zone`,
+      'use an IANA name such as Europe/Prague or America/New_York',
+    );
+  }
+  return zone;
+}
+
+/** Weekday (0 = Sunday), hour and YYYY-MM-DD of `t` in `zone`. */
+function localParts(t: number, zone: string): { wd: number; hour: number; date: string } {
+  let f = zoneFormats.get(zone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone,
+      weekday: 'short',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      hourCycle: 'h23',
+    });
+    zoneFormats.set(zone, f);
+  }
+  const p: Record<string, string> = {};
+  for (const x of f.formatToParts(new Date(t))) p[x.type] = x.value;
+  return { wd: WEEKDAYS.indexOf(p.weekday), hour: Number(p.hour), date: `${p.year}-${p.month}-${p.day}` };
 }
 
 const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
@@ -43,15 +80,22 @@ export interface CalendarFeatures {
 }
 
 export function calendarFeatures(t: number, cal: Calendar): CalendarFeatures {
-  const d = new Date(t);
-  const wd = d.getUTCDay();
-  const hour = d.getUTCHours();
+  let wd: number;
+  let hour: number;
+  let date: string;
+  if (cal.timeZone && cal.timeZone !== 'UTC') ({ wd, hour, date } = localParts(t, cal.timeZone));
+  else {
+    const d = new Date(t);
+    wd = d.getUTCDay();
+    hour = d.getUTCHours();
+    date = d.toISOString().slice(0, 10);
+  }
   return {
     weekday: WEEKDAYS[wd],
     hour,
     segment: SEGMENTS[Math.floor(hour / 6)],
     weekend: wd === 0 || wd === 6,
-    holiday: cal.holidays.has(d.toISOString().slice(0, 10)),
+    holiday: cal.holidays.has(date),
   };
 }
 
