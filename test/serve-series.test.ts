@@ -175,7 +175,7 @@ describe('series in nadir serve', () => {
     for (let i = 0; i < 120; i++)
       for (const d of ['10.0.0.1', '10.0.0.2'])
         lines.push(
-          `${new Date(r0 + i * 1000).toISOString()},${d},flows,${20 + ((i * 7 + d.length) % 5) - 2}`,
+          `${new Date(r0 + i * 1000).toISOString()},${d},flows,${100 + ((i * 7 + d.length) % 9) - 4}`,
         );
     const data = writeFile(dir, 'per-dst.csv', `${lines.join('\n')}\n`);
     const out = join(dir, 'live-models');
@@ -203,7 +203,7 @@ describe('series in nadir serve', () => {
         const end = Date.now() + ms;
         let i = 0;
         while (Date.now() < end) {
-          const records = dsts.flatMap((d) => [flow(d, i++), flow(d, i++)]);
+          const records = dsts.flatMap((d) => Array.from({ length: 10 }, () => flow(d, i++)));
           const res = await fetch(`${base}/detect`, {
             method: 'POST',
             headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
@@ -213,7 +213,8 @@ describe('series in nadir serve', () => {
           await new Promise((res2) => setTimeout(res2, 100));
         }
       };
-      await send(['10.0.0.1', '10.0.0.2'], 4000);
+      // ~100 flows/s to each; the first buckets after the long gap since training warm the state up.
+      await send(['10.0.0.1', '10.0.0.2'], 6000);
       await send(['10.0.0.2'], 4000); // 10.0.0.1 falls silent
       await new Promise((res) => setTimeout(res, 1500));
       const anomalies = await json(
