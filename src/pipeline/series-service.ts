@@ -161,16 +161,9 @@ export class SeriesService {
       if (!this.agg || !this.live || this.firstFull === null) return;
       const grace = Math.min(15_000, this.live.bucketMs / 4);
       const end = Math.floor((now - grace) / this.live.bucketMs);
-      if (end <= this.firstFull) {
-        // Forget the partial first bucket(s) without scoring them.
-        for (const _ of this.agg.drain(Math.min(end, this.firstFull), [])) {
-          // discarded
-        }
-        return;
-      }
-      for (const _ of this.agg.drain(this.firstFull, [])) {
-        // the partial bucket the service started in
-      }
+      // The bucket the service started in is partial: forgotten, never scored.
+      this.agg.discard(this.firstFull);
+      if (end <= this.firstFull) return;
       const points: SeriesPointIn[] = [];
       for (const [time, key, metric, value] of this.agg.drain(end, this.liveKeys))
         if (this.models.has(seriesId(key, metric))) points.push({ time, key, metric, value });

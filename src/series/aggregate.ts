@@ -198,12 +198,17 @@ export class FlowAggregator {
     const all = new Set(keys);
     for (const [b, row] of this.cells) if (b < endBucket) for (const k of row.keys()) all.add(k);
     yield* this.emit(from, endBucket, [...all]);
+    this.discard(endBucket);
+  }
+
+  /** Forgets every bucket before `endBucket` without emitting it (a partial bucket). */
+  discard(endBucket: number): void {
     for (const b of [...this.cells.keys()])
       if (b < endBucket) {
         this.size -= this.cells.get(b)?.size ?? 0;
         this.cells.delete(b);
       }
-    this.drainedTo = endBucket;
+    if (this.drainedTo === null || endBucket > this.drainedTo) this.drainedTo = endBucket;
   }
 
   /** Bucket index before which everything was drained (null before the first drain). */

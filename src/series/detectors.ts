@@ -72,15 +72,16 @@ export class Ring {
   toJSON(): { values: string; pos: number; size: number } {
     return { values: encodeF64(this.buf), pos: this.pos, size: this.size };
   }
-  static from(j: { values: string; pos: number; size: number }, capacity: number): Ring {
-    const r = new Ring(capacity);
-    const v = decodeF64(j.values);
-    if (v.length !== r.buf.length)
-      throw new Error(`series state: ring of ${v.length} values, expected ${r.buf.length}`);
-    r.buf.set(v);
-    r.pos = j.pos;
-    r.size = j.size;
-    return r;
+  /** Loads a saved state (from `toJSON`) into this ring; the capacities must match. */
+  restore(j: unknown): void {
+    if (!j) return;
+    const r = j as { values: string; pos: number; size: number };
+    const v = decodeF64(r.values);
+    if (v.length !== this.buf.length)
+      throw new Error(`series state: ring of ${v.length} values, expected ${this.buf.length}`);
+    this.buf.set(v);
+    this.pos = r.pos;
+    this.size = r.size;
   }
 }
 
@@ -246,10 +247,7 @@ export class SeasonalBaseline implements SeriesDetector {
 
   static restore(s: SavedDetector): SeasonalBaseline {
     const d = new SeasonalBaseline(s.params as unknown as BaselineParams);
-    const ring = Ring.from(s.state.ring as { values: string; pos: number; size: number }, d.ring.capacity);
-    d.ring.buf.set(ring.buf);
-    d.ring.pos = ring.pos;
-    d.ring.size = ring.size;
+    d.ring.restore(s.state.ring);
     return d;
   }
 }
@@ -302,6 +300,8 @@ export class ArimaDetector implements SeriesDetector {
   readonly eps: Ring;
   private readonly poly: Float64Array;
   private readonly theta: Float64Array;
+  /** The forecast `predict` made for the coming point (`learn` needs it too); null when stale. */
+  private pending: number | null = null;
 
   constructor(readonly p: ArimaDetectorParams) {
     this.poly = arPolynomial(p.model);
@@ -328,6 +328,7 @@ export class ArimaDetector implements SeriesDetector {
 
   predict(_t: number, out: Forecast): boolean {
     const f = this.forecast();
+    this.pending = f;
     if (!Number.isFinite(f)) return false;
     out.expected = f;
     out.scale = Math.max(this.p.scale, 1e-9 * Math.max(1, Math.abs(f)));
@@ -335,7 +336,8 @@ export class ArimaDetector implements SeriesDetector {
   }
 
   learn(_t: number, v: number): void {
-    const f = this.forecast();
+    const f = this.pending ?? this.forecast();
+    this.pending = null;
     if (Number.isFinite(v)) {
       this.ring.push(v);
       // The innovation (0 while there is no forecast yet, as the conditional fit assumes).
@@ -389,15 +391,8 @@ export class ArimaDetector implements SeriesDetector {
       },
       scale: q.scale,
     });
-    const restoreRing = (into: Ring, j: unknown) => {
-      if (!j) return;
-      const r = Ring.from(j as { values: string; pos: number; size: number }, into.capacity);
-      into.buf.set(r.buf);
-      into.pos = r.pos;
-      into.size = r.size;
-    };
-    restoreRing(d.ring, s.state.ring);
-    restoreRing(d.eps, s.state.eps);
+    d.ring.restore(s.state.ring);
+    d.eps.restore(s.state.eps);
     return d;
   }
 }

@@ -163,10 +163,7 @@ export class LstmSeriesDetector implements SeriesDetector {
       w[k] = a;
     }
     const d = new LstmSeriesDetector(p, w);
-    const ring = Ring.from(s.state.ring as { values: string; pos: number; size: number }, d.ring.capacity);
-    d.ring.buf.set(ring.buf);
-    d.ring.pos = ring.pos;
-    d.ring.size = ring.size;
+    d.ring.restore(s.state.ring);
     return d;
   }
 }

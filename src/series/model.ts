@@ -184,6 +184,12 @@ export function parseSeriesThreshold(text: string): { quantile: number } | { fix
   throw new UserError(`--threshold '${text}' is neither a quantile like p99.5 nor a positive score like 4`);
 }
 
+/** One-step residuals (value − forecast) of a fresh detector streamed over the series. */
+function residuals(det: SeriesDetector, s: Series): Float64Array {
+  const fc = streamForecasts(det, s.start, s.step, s.values);
+  return fc.x.map((x, i) => x - fc.e[i]);
+}
+
 /** At least 90% of the present values are whole numbers (counts; a mean of two counts may not be). */
 function mostlyWhole(values: Float64Array): boolean {
   let whole = 0;
@@ -288,27 +294,14 @@ export function fitSeriesModel(series: Series, o: SeriesTrainOptions): SeriesMod
               (period > 1 ? ` (two seasons of ${formatDuration(period * s.step)})` : ''),
           );
         // The typical residual, from a first pass without it.
-        const first = new SeasonalBaseline(p);
-        const resid: number[] = [];
-        const f: Forecast = { expected: 0, scale: 1 };
-        for (let i = 0; i < s.values.length; i++) {
-          const v = s.values[i];
-          if (first.predict(0, f) && Number.isFinite(v)) resid.push(v - f.expected);
-          first.learn(0, v);
-        }
-        p.floor = constant ? Math.max(1e-3, 1e-3 * Math.abs(lo)) : robustScale(resid);
+        p.floor = constant
+          ? Math.max(1e-3, 1e-3 * Math.abs(lo))
+          : robustScale(residuals(new SeasonalBaseline(p), s));
         return new SeasonalBaseline(p);
       }
       case 'arima': {
         const model = fitArimaModel(s.values, period, o);
-        const probe = new ArimaDetector({ model, scale: 1 });
-        const f: Forecast = { expected: 0, scale: 1 };
-        const resid: number[] = [];
-        for (let i = 0; i < s.values.length; i++) {
-          const v = s.values[i];
-          if (probe.predict(0, f) && Number.isFinite(v)) resid.push(v - f.expected);
-          probe.learn(0, v);
-        }
+        const resid = residuals(new ArimaDetector({ model, scale: 1 }), s);
         return new ArimaDetector({ model, scale: robustScale(resid) || Math.sqrt(model.sigma2) });
       }
       case 'lstm':
